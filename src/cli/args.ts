@@ -1,0 +1,196 @@
+import { type ParseArgsConfig, parseArgs } from "node:util";
+import { defineCommand } from "citty";
+import { ConfigError } from "../errors.ts";
+import { DEFAULT_MAX_PEERS } from "../node/peer-node.ts";
+import { nickProblem } from "../protocol/text.ts";
+import type { Endpoint } from "../transport/byte-stream.ts";
+import { VERSION } from "../version.ts";
+import { parseEndpoint, parseHost, parsePort } from "./address.ts";
+
+/** Default listen address and port: the original program's first peer. */
+export const DEFAULT_HOST = "127.0.0.1";
+export const DEFAULT_PORT = 9000;
+
+/** Log verbosity, from --quiet to --trace. */
+export type Verbosity = "quiet" | "normal" | "verbose" | "trace";
+
+/** The chat command's arguments, validated. */
+export interface ChatOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly peers: readonly Endpoint[];
+  readonly nick: string | undefined;
+  readonly json: boolean;
+  readonly maxPeers: number;
+  readonly verbosity: Verbosity;
+}
+
+/** The send command's arguments, validated. */
+export interface SendOptions {
+  readonly peer: Endpoint;
+  readonly text: string;
+  readonly nick: string | undefined;
+  readonly json: boolean;
+  readonly verbosity: Verbosity;
+}
+
+const sharedFlags = {
+  nick: { type: "string", alias: "n", description: "Display name (1–32 bytes)", valueHint: "NAME" },
+  json: { type: "boolean", description: "Machine mode: stdout carries only NDJSON events" },
+  verbose: { type: "boolean", description: "More log output on stderr" },
+  quiet: { type: "boolean", description: "Only warnings and errors on stderr" },
+  trace: { type: "boolean", description: "Log every frame and relay decision on stderr" },
+} as const;
+
+/** `peerchat [HOST] [PORT] [PEER_HOST PEER_PORT] [options]`: listen, join, chat, relay. */
+export const chatCommand = defineCommand({
+  meta: {
+    name: "peerchat",
+    version: VERSION,
+    description: "Serverless command-line chat: every peer listens, dials and relays",
+  },
+  args: {
+    host: {
+      type: "positional",
+      required: false,
+      description: `Address to listen on; also the default nick's host (default ${DEFAULT_HOST})`,
+    },
+    port: {
+      type: "positional",
+      required: false,
+      description: `Port to listen on; 0 = any free port (default ${DEFAULT_PORT})`,
+    },
+    peer_host: { type: "positional", required: false, description: "Host of a peer to join" },
+    peer_port: { type: "positional", required: false, description: "Port of that peer" },
+    peer: {
+      type: "string",
+      alias: "p",
+      description: "HOST:PORT of a peer to join; repeatable; IPv6 as [addr]:port",
+      valueHint: "HOST:PORT",
+    },
+    ...sharedFlags,
+    "max-peers": {
+      type: "string",
+      description: `Connection cap; extra inbound connections are refused (default ${DEFAULT_MAX_PEERS})`,
+      valueHint: "N",
+    },
+  },
+});
+
+/** `peerchat send HOST:PORT TEXT [--nick N]`: join, send one message, leave. */
+export const sendCommand = defineCommand({
+  meta: {
+    name: "send",
+    description: "Join a peer, send one message, wait until it is written, say BYE and exit",
+  },
+  args: {
+    "host:port": {
+      type: "positional",
+      required: true,
+      description: "Address of a running peer; IPv6 as [addr]:port",
+    },
+    text: { type: "positional", required: true, description: "The message" },
+    ...sharedFlags,
+  },
+});
+
+/** Strict parse: unknown options and stray arguments are errors, not silently ignored. */
+function strictParse<const O extends NonNullable<ParseArgsConfig["options"]>>(
+  rawArgs: string[],
+  options: O,
+) {
+  try {
+    return parseArgs({ args: rawArgs, options, allowPositionals: true, strict: true } as const);
+  } catch (cause) {
+    const message = cause instanceof Error ? cause.message.split("\n")[0] : String(cause);
+    throw new ConfigError("BAD_ARGUMENT", message ?? "bad arguments", { cause });
+  }
+}
+
+const SHARED_OPTIONS = {
+  nick: { type: "string", short: "n" },
+  json: { type: "boolean" },
+  verbose: { type: "boolean", short: "v" },
+  quiet: { type: "boolean", short: "q" },
+  trace: { type: "boolean" },
+} as const satisfies ParseArgsConfig["options"];
+
+/** Validates the chat command's raw arguments into {@link ChatOptions}. */
+export function parseChatArgs(rawArgs: string[]): ChatOptions {
+  const { values, positionals } = strictParse(rawArgs, {
+    ...SHARED_OPTIONS,
+    peer: { type: "string", short: "p", multiple: true },
+    "max-peers": { type: "string" },
+  });
+  if (positionals.length > 4) {
+    throw new ConfigError("BAD_ARGUMENT", `too many arguments: ${positionals.slice(4).join(" ")}`);
+  }
+  if (positionals.length === 3) {
+    throw new ConfigError("BAD_ARGUMENT", "PEER_HOST needs a PEER_PORT after it");
+  }
+  const [hostArg, portArg, peerHost, peerPort] = positionals;
+  const host = hostArg === undefined ? DEFAULT_HOST : parseHost(hostArg, "listen address");
+  const port = portArg === undefined ? DEFAULT_PORT : parsePort(portArg, "PORT", true);
+  const peers: Endpoint[] = [];
+  if (peerHost !== undefined && peerPort !== undefined) {
+    peers.push({
+      host: parseHost(peerHost, "PEER_HOST"),
+      port: parsePort(peerPort, "PEER_PORT", false),
+    });
+  }
+  for (const text of values.peer ?? []) peers.push(parseEndpoint(text, "--peer"));
+  let maxPeers = DEFAULT_MAX_PEERS;
+  if (values["max-peers"] !== undefined) {
+    const text = values["max-peers"];
+    if (!/^\d{1,6}$/.test(text) || Number(text) < 1) {
+      throw new ConfigError("BAD_ARGUMENT", `--max-peers must be a positive number, not "${text}"`);
+    }
+    maxPeers = Number(text);
+  }
+  return {
+    host,
+    port,
+    peers,
+    nick: checkNick(values.nick),
+    json: values.json ?? false,
+    maxPeers,
+    verbosity: verbosity(values),
+  };
+}
+
+/** Validates the send command's raw arguments (after the word `send`). */
+export function parseSendArgs(rawArgs: string[]): SendOptions {
+  const { values, positionals } = strictParse(rawArgs, SHARED_OPTIONS);
+  if (positionals.length < 2)
+    throw new ConfigError("BAD_ARGUMENT", "usage: peerchat send HOST:PORT TEXT");
+  if (positionals.length > 2) {
+    throw new ConfigError(
+      "BAD_ARGUMENT",
+      `too many arguments (quote the message): ${positionals.slice(2).join(" ")}`,
+    );
+  }
+  return {
+    peer: parseEndpoint(positionals[0] as string, "HOST:PORT"),
+    text: positionals[1] as string,
+    nick: checkNick(values.nick),
+    json: values.json ?? false,
+    verbosity: verbosity(values),
+  };
+}
+
+function checkNick(nick: string | undefined): string | undefined {
+  if (nick === undefined) return undefined;
+  const problem = nickProblem(nick);
+  if (problem) throw new ConfigError("BAD_NICK", `--nick: ${problem}`);
+  return nick;
+}
+
+function verbosity(values: { quiet?: boolean; verbose?: boolean; trace?: boolean }): Verbosity {
+  const chosen = [values.quiet, values.verbose, values.trace].filter(Boolean).length;
+  if (chosen > 1)
+    throw new ConfigError("BAD_ARGUMENT", "choose one of --quiet, --verbose, --trace");
+  if (values.trace) return "trace";
+  if (values.verbose) return "verbose";
+  if (values.quiet) return "quiet";
+  return "normal";
+}

@@ -1,0 +1,108 @@
+import { ConfigError } from "../errors.ts";
+import type { ConnectOutcome } from "../node/peer-node.ts";
+import type { RunningPeer } from "../start-peer.ts";
+import type { Endpoint } from "../transport/byte-stream.ts";
+import { formatEndpoint } from "../transport/byte-stream.ts";
+import { parseEndpoint } from "./address.ts";
+import { describePeer } from "./format.ts";
+import { helpText, parseInput } from "./input.ts";
+import type { Output } from "./output.ts";
+
+/**
+ * Carries out what the user types (or pipes): chat lines go to the node, slash commands
+ * are answered through the output. The same for the terminal and for piped input.
+ */
+export class ChatSession {
+  constructor(
+    private readonly peer: RunningPeer,
+    private readonly output: Output,
+    private readonly quit: () => void,
+  ) {}
+
+  /** Handles one line of input. */
+  handle(line: string): void {
+    const action = parseInput(line);
+    const node = this.peer.node;
+    switch (action.kind) {
+      case "empty":
+        return;
+      case "chat":
+        for (const text of action.texts) {
+          const outcome = node.sendChat(text);
+          if (outcome.status === "invalid")
+            this.output.error("bad-input", `not sent: ${outcome.reason}`, { show: true });
+        }
+        return;
+      case "unknown-command":
+        this.output.error(
+          "unknown-command",
+          `unknown command /${action.name}; type /help for the list`,
+          { show: true },
+        );
+        return;
+      case "command":
+        break;
+    }
+    switch (action.name) {
+      case "help":
+        this.output.info(helpText());
+        return;
+      case "peers":
+        this.output.peers(node.neighbours(), Date.now());
+        return;
+      case "nick": {
+        if (!action.arg) {
+          this.output.error("bad-input", "usage: /nick NAME", { show: true });
+          return;
+        }
+        const result = node.setNick(action.arg);
+        if (result.ok) this.output.nick(action.arg);
+        else this.output.error("bad-input", `nick not changed: ${result.reason}`, { show: true });
+        return;
+      }
+      case "connect": {
+        let endpoint: Endpoint;
+        try {
+          endpoint = parseEndpoint(action.arg, "address");
+        } catch (error) {
+          const message = error instanceof ConfigError ? error.message : String(error);
+          this.output.error("bad-input", `${message}; usage: /connect HOST:PORT`, { show: true });
+          return;
+        }
+        this.output.info(`connecting to ${formatEndpoint(endpoint)}…`);
+        void this.peer
+          .connect(endpoint)
+          .then((outcome) => reportConnect(this.output, endpoint, outcome));
+        return;
+      }
+      case "quit":
+        this.quit();
+        return;
+    }
+  }
+}
+
+/**
+ * Tells the user how a dial went. A success shows as the node's peer-up; a failure is
+ * already a warning on stderr (the address keeps being retried), so in human mode only
+ * the JSON `error` event is added.
+ */
+export function reportConnect(output: Output, endpoint: Endpoint, outcome: ConnectOutcome): void {
+  switch (outcome.status) {
+    case "connected":
+      return;
+    case "already-connected":
+      output.info(`already connected to ${describePeer(outcome.peer)}`);
+      return;
+    case "self":
+      output.info(`${formatEndpoint(endpoint)} is this peer itself`);
+      return;
+    case "failed":
+      output.error(
+        "connect-failed",
+        `could not reach ${formatEndpoint(endpoint)}: ${outcome.reason}`,
+        { address: endpoint },
+      );
+      return;
+  }
+}

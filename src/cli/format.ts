@@ -1,0 +1,69 @@
+import type { ChatMessage, NeighbourInfo } from "../node/peer-node.ts";
+import { formatEndpoint } from "../transport/byte-stream.ts";
+
+/**
+ * Characters that could repaint or confuse a terminal: C0 and C1 controls (ESC starts
+ * every ANSI sequence), DEL, and the Unicode bidirectional overrides and isolates
+ * (which can make text read differently from what was sent).
+ */
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Neutralises anything from the network before it reaches a terminal: controls become
+ * visible `^X` / `\u{…}` marks. The protocol already rejects controls in nicks and
+ * texts; this is the second line of defence, and also covers log lines.
+ */
+export function sanitize(text: string): string {
+  return text.replace(UNSAFE, (c) => {
+    const code = c.charCodeAt(0);
+    if (code < 0x20) return `^${String.fromCharCode(code + 0x40)}`;
+    if (code === 0x7f) return "^?";
+    return `\\u{${code.toString(16)}}`;
+  });
+}
+
+/** `HH:MM:SS` in local time, or `HH:MM:SS.mmm` when `precise`. */
+export function clockTime(date: Date | number, precise = false): string {
+  const d = typeof date === "number" ? new Date(date) : date;
+  const hms = [d.getHours(), d.getMinutes(), d.getSeconds()]
+    .map((n) => String(n).padStart(2, "0"))
+    .join(":");
+  return precise ? `${hms}.${String(d.getMilliseconds()).padStart(3, "0")}` : hms;
+}
+
+/** A chat line: `[HH:MM:SS] <nick> text`, stamped with the local time of arrival. */
+export function formatChatLine(message: ChatMessage): string {
+  return `[${clockTime(message.receivedAt)}] <${sanitize(message.nick)}> ${sanitize(message.text)}`;
+}
+
+/** An info line: `[HH:MM:SS] * text`. */
+export function formatInfoLine(text: string, at = Date.now()): string {
+  return `[${clockTime(at)}] * ${text}`;
+}
+
+/** `bob (127.0.0.1:9001)`. */
+export function describePeer(peer: Pick<NeighbourInfo, "nick" | "address">): string {
+  return `${sanitize(peer.nick)} (${formatEndpoint(peer.address)})`;
+}
+
+/** `3m 12s`, `1h 04m`, `45s`: a short duration. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${String(s % 60).padStart(2, "0")}s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h}h ${String(m % 60).padStart(2, "0")}m`;
+  return `${Math.floor(h / 24)}d ${String(h % 24).padStart(2, "0")}h`;
+}
+
+/** Lays out rows as left-aligned columns separated by two spaces. */
+export function columns(rows: readonly (readonly string[])[]): string[] {
+  const widths: number[] = [];
+  for (const row of rows) {
+    for (const [i, cell] of row.entries()) widths[i] = Math.max(widths[i] ?? 0, cell.length);
+  }
+  return rows.map((row) =>
+    row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  "),
+  );
+}

@@ -1,0 +1,44 @@
+/** When queued bytes towards neighbours pass this, piped input waits for them to drain. */
+export const INPUT_HIGH_WATER_BYTES = 1024 * 1024;
+
+/** A partial line longer than this is handed on in pieces rather than buffered further. */
+export const MAX_LINE_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * Reads piped stdin line by line, for as long as it lasts. Before each line it awaits
+ * `ready()`, so a large file piped in is sent as fast as the neighbours take it rather
+ * than piling up in memory (and getting them dropped as slow consumers).
+ */
+export async function readLines(
+  input: AsyncIterable<Uint8Array | string>,
+  onLine: (line: string) => void | Promise<void>,
+  ready: () => Promise<void> = async () => {},
+): Promise<void> {
+  const decoder = new TextDecoder();
+  let partial = "";
+  const emit = async (line: string) => {
+    await ready();
+    await onLine(line);
+  };
+  try {
+    for await (const chunk of input) {
+      partial += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+      let newline = partial.indexOf("\n");
+      while (newline >= 0) {
+        const line = partial.slice(0, newline);
+        partial = partial.slice(newline + 1);
+        await emit(line);
+        newline = partial.indexOf("\n");
+      }
+      if (partial.length > MAX_LINE_BUFFER_BYTES) {
+        const piece = partial;
+        partial = "";
+        await emit(piece);
+      }
+    }
+  } catch {
+    // stdin closed under us (EBADF, EPIPE): treat it as the end of input.
+  }
+  partial += decoder.decode();
+  if (partial.length > 0) await emit(partial);
+}

@@ -1,0 +1,106 @@
+import { type CommandDef, renderUsage, runCommand } from "citty";
+import { ConfigError, ConnectionError } from "../errors.ts";
+import { VERSION } from "../version.ts";
+import { chatCommand, parseChatArgs, parseSendArgs, sendCommand } from "./args.ts";
+import { runChat } from "./run-chat.ts";
+import { runSend } from "./run-send.ts";
+import { flushStdout } from "./stdout.ts";
+
+/** Exit statuses. */
+export const ExitCode = {
+  Ok: 0,
+  /** The network failed us: address in use, peer unreachable. */
+  Failure: 1,
+  /** The command line was wrong. */
+  Usage: 2,
+} as const;
+
+/** Options that take a value, so the word after them is not a command name. */
+const VALUE_OPTIONS = new Set(["--nick", "-n", "--peer", "-p", "--max-peers"]);
+
+const EXAMPLES = `EXAMPLES
+
+  peerchat localhost 9000                    first peer: listens only
+  peerchat localhost 9001 localhost 9000     second peer joins through the first
+  peerchat 0.0.0.0 9000 </dev/null &         a headless relay
+  peerchat send localhost:9000 "hello"       one-shot: join, send, leave
+
+  Also: peerchat send HOST:PORT TEXT [--nick NAME] [--json]   (see peerchat send --help)
+  Exit status: 0 ok, 1 network failure (address in use, peer unreachable), 2 bad arguments.`;
+
+/**
+ * Runs the CLI with `argv` (without the program name) and resolves with the exit
+ * status. The chat command resolves when the user leaves.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const isSend = firstWord(argv) === "send";
+  const rawArgs = isSend ? withoutFirstWord(argv) : argv;
+  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+    process.stdout.write(`${VERSION}\n`);
+    return ExitCode.Ok;
+  }
+  if (rawArgs.includes("--help") || rawArgs.includes("-h")) {
+    process.stdout.write(`${await usage(isSend)}\n`);
+    return ExitCode.Ok;
+  }
+  try {
+    const { result } = isSend
+      ? await runCommand(
+          { ...sendCommand, run: ({ rawArgs: args }) => runSend(parseSendArgs(args)) },
+          { rawArgs },
+        )
+      : await runCommand(
+          { ...chatCommand, run: ({ rawArgs: args }) => runChat(parseChatArgs(args)) },
+          { rawArgs },
+        );
+    await flushStdout();
+    return result as number;
+  } catch (error) {
+    await flushStdout();
+    if (error instanceof ConfigError || (error instanceof Error && error.name === "CLIError")) {
+      process.stderr.write(`peerchat: ${error.message}\n${SHORT_USAGE}\n`);
+      return ExitCode.Usage;
+    }
+    if (error instanceof ConnectionError) {
+      process.stderr.write(`peerchat: ${error.message}\n`);
+      return ExitCode.Failure;
+    }
+    process.stderr.write(
+      `peerchat: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
+    return ExitCode.Failure;
+  }
+}
+
+const SHORT_USAGE = `usage: peerchat [HOST] [PORT] [PEER_HOST PEER_PORT] [--peer HOST:PORT]... [--nick NAME] [--json]
+              [--max-peers N] [--verbose | --quiet | --trace]
+       peerchat send HOST:PORT TEXT [--nick NAME] [--json]
+Try 'peerchat --help' for more.`;
+
+/** The full help: citty's rendering of the command, plus examples. Colour only on a terminal. */
+async function usage(isSend: boolean): Promise<string> {
+  const text = isSend
+    ? await renderUsage(sendCommand as CommandDef, chatCommand as CommandDef)
+    : `${await renderUsage(chatCommand)}\n${EXAMPLES}`;
+  return process.stdout.isTTY ? text : Bun.stripANSI(text);
+}
+
+/** The first argument that is neither an option nor an option's value. */
+function firstWord(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === "--") return argv[i + 1];
+    if (VALUE_OPTIONS.has(arg)) {
+      i++;
+      continue;
+    }
+    if (!arg.startsWith("-") || arg === "-") return arg;
+  }
+  return undefined;
+}
+
+function withoutFirstWord(argv: readonly string[]): string[] {
+  const word = firstWord(argv);
+  const index = argv.indexOf(word as string);
+  return [...argv.slice(0, index), ...argv.slice(index + 1)];
+}

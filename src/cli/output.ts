@@ -1,0 +1,120 @@
+import type { ChatMessage, NeighbourInfo, PeerDown } from "../node/peer-node.ts";
+import type { Endpoint } from "../transport/byte-stream.ts";
+import { formatEndpoint } from "../transport/byte-stream.ts";
+import {
+  clockTime,
+  columns,
+  describePeer,
+  formatChatLine,
+  formatDuration,
+  formatInfoLine,
+  sanitize,
+} from "./format.ts";
+
+/** Stable codes of `error` events. */
+export type OutputErrorCode = "connect-failed" | "protocol" | "bad-input" | "unknown-command";
+
+/** What the chat shows, in human or JSON form. */
+export interface Output {
+  ready(info: { nodeId: string; listen: Endpoint; nick: string; version: string }): void;
+  message(message: ChatMessage): void;
+  peerUp(peer: NeighbourInfo): void;
+  peerDown(peer: PeerDown): void;
+  /** A failure the user should see; in human mode it is already on stderr through the logger unless `show`. */
+  error(
+    code: OutputErrorCode,
+    message: string,
+    extra?: { address?: Endpoint; show?: boolean },
+  ): void;
+  peers(peers: readonly NeighbourInfo[], now: number): void;
+  nick(nick: string): void;
+  /** A free-form informational line (help text, command results). */
+  info(text: string): void;
+}
+
+/** Human output: chat lines and `*` info lines, through `print` (stdout, or above the prompt). */
+export function humanOutput(print: (line: string) => void): Output {
+  return {
+    ready({ listen, nick, version }) {
+      print(
+        formatInfoLine(
+          `peerchat ${version} listening on ${formatEndpoint(listen)} as ${sanitize(nick)}; /help for commands`,
+        ),
+      );
+    },
+    message: (message) => print(formatChatLine(message)),
+    peerUp: (peer) => print(formatInfoLine(`connected to ${describePeer(peer)}`)),
+    peerDown: (peer) =>
+      print(formatInfoLine(`${sanitize(peer.nick)} left: ${sanitize(peer.reason)}`)),
+    error(_code, message, extra) {
+      if (extra?.show) print(formatInfoLine(sanitize(message)));
+    },
+    peers(peers, now) {
+      if (peers.length === 0) {
+        print(formatInfoLine("no neighbours yet"));
+        return;
+      }
+      print(formatInfoLine(`${peers.length} neighbour${peers.length === 1 ? "" : "s"}:`));
+      const rows = peers.map((p) => [
+        sanitize(p.nick),
+        formatEndpoint(p.address),
+        p.direction,
+        `since ${clockTime(p.since)} (${formatDuration(now - p.since)})`,
+      ]);
+      for (const line of columns([["NICK", "ADDRESS", "DIRECTION", "LINKED"], ...rows]))
+        print(`    ${line}`);
+    },
+    nick: (nick) => print(formatInfoLine(`you are now ${sanitize(nick)}`)),
+    info(text) {
+      for (const line of text.split("\n")) print(formatInfoLine(line));
+    },
+  };
+}
+
+/** Machine output: one JSON object per line on stdout, nothing else. */
+export function jsonOutput(write: (line: string) => void): Output {
+  const emit = (event: Record<string, unknown>) => write(JSON.stringify(event));
+  const peer = (p: NeighbourInfo) => ({
+    nodeId: p.nodeId,
+    nick: p.nick,
+    address: formatEndpoint(p.address),
+    direction: p.direction,
+  });
+  return {
+    ready: ({ nodeId, listen, nick, version }) =>
+      emit({
+        type: "ready",
+        nodeId,
+        listen: { host: listen.host, port: listen.port },
+        address: formatEndpoint(listen),
+        nick,
+        version,
+      }),
+    message: (m) =>
+      emit({
+        type: "message",
+        id: m.id,
+        origin: m.origin,
+        seq: m.seq,
+        nick: m.nick,
+        text: m.text,
+        sentAt: m.sentAt,
+        receivedAt: m.receivedAt,
+        hops: m.hops,
+        own: m.own,
+      }),
+    peerUp: (p) => emit({ type: "peer-up", ...peer(p) }),
+    peerDown: (p) => emit({ type: "peer-down", ...peer(p), reason: p.reason }),
+    error: (code, message, extra) =>
+      emit({
+        type: "error",
+        code,
+        message,
+        ...(extra?.address ? { address: formatEndpoint(extra.address) } : {}),
+      }),
+    peers: (peers) =>
+      emit({ type: "peers", peers: peers.map((p) => ({ ...peer(p), since: p.since })) }),
+    nick: (nick) => emit({ type: "nick", nick }),
+    info: (text) => emit({ type: "info", message: text }),
+  };
+}

@@ -1,0 +1,68 @@
+/**
+ * The few error classes peerchat throws. Each carries a stable `code` that tests and
+ * callers branch on; the message is for people and may change.
+ *
+ * Expected outcomes (a duplicate message, a refused dial) are returned as values, not
+ * thrown. These classes are for input that breaks the protocol, I/O failures and bad
+ * configuration.
+ */
+
+/** Codes for {@link ProtocolError}: the remote broke the wire protocol. */
+export type ProtocolErrorCode =
+  | "FRAME_TOO_LARGE"
+  | "FRAME_EMPTY"
+  | "TRUNCATED"
+  | "TRAILING_BYTES"
+  | "BAD_UTF8"
+  | "BAD_FIELD"
+  | "BAD_HANDSHAKE"
+  | "VERSION_MISMATCH";
+
+/** The remote peer sent bytes that do not follow docs/PROTOCOL.md. Closes that link only. */
+export class ProtocolError extends Error {
+  override readonly name = "ProtocolError";
+  constructor(
+    readonly code: ProtocolErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Codes for {@link ConnectionError}: a socket could not be opened or was lost. */
+export type ConnectionErrorCode =
+  | "ADDRESS_IN_USE"
+  | "ADDRESS_UNAVAILABLE"
+  | "BAD_ADDRESS"
+  | "REFUSED"
+  | "UNREACHABLE"
+  | "TIMEOUT"
+  | "CLOSED";
+
+/** A listen or dial failed at the operating-system level. */
+export class ConnectionError extends Error {
+  override readonly name = "ConnectionError";
+  constructor(
+    readonly code: ConnectionErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Codes for {@link ConfigError}: the user asked for something that cannot work. */
+export type ConfigErrorCode = "BAD_ARGUMENT" | "BAD_ADDRESS" | "BAD_NICK" | "BAD_TEXT";
+
+/** Invalid command-line arguments or options; the CLI exits with status 2. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(
+    readonly code: ConfigErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

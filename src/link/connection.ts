@@ -1,0 +1,235 @@
+import { ProtocolError, type ProtocolErrorCode } from "../errors.ts";
+import { WireErrorCode } from "../protocol/constants.ts";
+import { encodeBye, encodeError } from "../protocol/control.ts";
+import { type Frame, FrameDecoder } from "../protocol/frame-decoder.ts";
+import type { ByteStream, Direction, Endpoint, StreamClosed } from "../transport/byte-stream.ts";
+import { MAX_PENDING_BYTES } from "../transport/limits.ts";
+
+/** How to close a connection. */
+export type CloseRequest =
+  /** Graceful leave: BYE with a reason, flushed, then the link closes. */
+  | { readonly kind: "bye"; readonly reason: string }
+  /** A protocol or policy failure: ERROR (best effort), then close. */
+  | { readonly kind: "error"; readonly code: WireErrorCode; readonly message: string }
+  /** No frame: self-dials and duplicate links. */
+  | { readonly kind: "quiet"; readonly reason: string };
+
+/** Why a connection closed; reported once to {@link ConnectionHandler.close}. */
+export interface ConnectionClosed {
+  /** Which side ended it. */
+  readonly by: "local" | "remote";
+  /** Short, human-readable: "quit", "protocol error: …", "connection reset". */
+  readonly reason: string;
+  /** Set when this side closed it for breaking the protocol or a limit. */
+  readonly code?: WireErrorCode;
+  /** The exception behind a local close, for the log. */
+  readonly error?: unknown;
+}
+
+/** What the node receives from a connection. */
+export interface ConnectionHandler {
+  /**
+   * One frame. May throw: a {@link ProtocolError} closes the connection with the
+   * matching ERROR code; anything else closes it as an internal error. Either way only
+   * this connection is affected.
+   */
+  frame(frame: Frame): void;
+  close(info: ConnectionClosed): void;
+}
+
+/** Byte and frame counters for one connection. */
+export interface ConnectionStats {
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/**
+ * The narrow interface the node sees: frames in, frames out, close. Implemented by
+ * {@link FrameConnection} over any {@link ByteStream}, TCP or in-memory alike.
+ */
+export interface Connection {
+  readonly id: number;
+  readonly direction: Direction;
+  readonly remote: Endpoint;
+  readonly local: Endpoint;
+  readonly stats: Readonly<ConnectionStats>;
+  /** Bytes queued towards the remote and not yet taken by the kernel. */
+  readonly pendingBytes: number;
+  readonly closed: boolean;
+  start(handler: ConnectionHandler): void;
+  /**
+   * Queues one encoded frame. Returns false if it was not queued: the connection is
+   * closed, or the remote is a slow consumer and is being dropped.
+   */
+  send(frame: Uint8Array): boolean;
+  close(request: CloseRequest): void;
+}
+
+let nextConnectionId = 1;
+
+/**
+ * Frames over a byte stream: decodes incoming chunks with a {@link FrameDecoder}, sends
+ * encoded frames, and turns every failure into a close of this one connection with a
+ * reason: bad framing, a handler exception, a remote that stops reading (past
+ * {@link MAX_PENDING_BYTES}, the slow-consumer cap), or the socket going away.
+ */
+export class FrameConnection implements Connection {
+  readonly id = nextConnectionId++;
+  readonly stats: ConnectionStats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
+  private readonly decoder = new FrameDecoder();
+  private handler: ConnectionHandler | undefined;
+  private localClose: ConnectionClosed | undefined;
+  private reported = false;
+
+  constructor(private readonly stream: ByteStream) {}
+
+  get direction(): Direction {
+    return this.stream.direction;
+  }
+  get remote(): Endpoint {
+    return this.stream.remote;
+  }
+  get local(): Endpoint {
+    return this.stream.local;
+  }
+  get pendingBytes(): number {
+    return this.stream.pendingBytes;
+  }
+  get closed(): boolean {
+    return this.reported || this.localClose !== undefined || this.stream.closed;
+  }
+
+  start(handler: ConnectionHandler): void {
+    this.handler = handler;
+    this.stream.start({
+      data: (chunk) => this.onData(chunk),
+      close: (info) => this.onStreamClosed(info),
+    });
+  }
+
+  send(frame: Uint8Array): boolean {
+    if (this.localClose) return false;
+    const status = this.stream.write(frame);
+    if (status === "queued") {
+      this.stats.framesOut++;
+      this.stats.bytesOut += frame.length;
+      return true;
+    }
+    if (status === "overflow") {
+      this.close({
+        kind: "error",
+        code: WireErrorCode.SlowConsumer,
+        message: `slow consumer: more than ${MAX_PENDING_BYTES} bytes pending`,
+      });
+    }
+    return false;
+  }
+
+  close(
+    request: CloseRequest,
+    detail?: { readonly reason: string; readonly error: unknown },
+  ): void {
+    if (this.localClose || this.reported) return;
+    switch (request.kind) {
+      case "bye":
+        this.localClose = { by: "local", reason: request.reason };
+        this.stream.end(encodeBye(request.reason));
+        break;
+      case "error":
+        this.localClose = {
+          by: "local",
+          reason: detail?.reason ?? request.message,
+          code: request.code,
+          error: detail?.error,
+        };
+        this.stream.end(encodeError({ code: request.code, message: request.message }));
+        break;
+      case "quiet":
+        this.localClose = { by: "local", reason: request.reason };
+        this.stream.end();
+        break;
+    }
+  }
+
+  private onData(chunk: Uint8Array): void {
+    if (this.localClose) return; // closing: ignore whatever still arrives
+    this.stats.bytesIn += chunk.length;
+    let frames: Frame[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    const handler = this.handler;
+    for (const frame of frames) {
+      if (this.localClose || !handler) return;
+      this.stats.framesIn++;
+      try {
+        handler.frame(frame);
+      } catch (error) {
+        this.fail(error);
+        return;
+      }
+    }
+    if (this.decoder.error) this.fail(this.decoder.error);
+  }
+
+  /** Closes after a decode failure or a handler exception. */
+  private fail(error: unknown): void {
+    if (error instanceof ProtocolError) {
+      this.close(
+        { kind: "error", code: wireCodeFor(error.code), message: error.message },
+        { reason: `protocol error: ${error.message}`, error },
+      );
+    } else {
+      // The detail stays in the local log; the remote learns only that we gave up.
+      const message = error instanceof Error ? error.message : String(error);
+      this.close(
+        { kind: "error", code: WireErrorCode.Internal, message: "internal error" },
+        { reason: `internal error: ${message}`, error },
+      );
+    }
+  }
+
+  private onStreamClosed(info: StreamClosed): void {
+    if (this.reported) return;
+    this.reported = true;
+    const closed: ConnectionClosed = this.localClose ?? {
+      by: "remote",
+      reason: info.error ? describeSocketError(info.error) : "connection closed",
+    };
+    this.handler?.close(closed);
+  }
+}
+
+const WIRE_CODES: Readonly<Record<ProtocolErrorCode, WireErrorCode>> = {
+  FRAME_TOO_LARGE: WireErrorCode.BadFrame,
+  FRAME_EMPTY: WireErrorCode.BadFrame,
+  TRUNCATED: WireErrorCode.BadFrame,
+  TRAILING_BYTES: WireErrorCode.BadFrame,
+  BAD_UTF8: WireErrorCode.BadMessage,
+  BAD_FIELD: WireErrorCode.BadMessage,
+  BAD_HANDSHAKE: WireErrorCode.BadHandshake,
+  VERSION_MISMATCH: WireErrorCode.VersionMismatch,
+};
+
+/** The ERROR code sent for a protocol violation. */
+export function wireCodeFor(code: ProtocolErrorCode): WireErrorCode {
+  return WIRE_CODES[code];
+}
+
+function describeSocketError(code: string): string {
+  switch (code) {
+    case "ECONNRESET":
+      return "connection reset";
+    case "EPIPE":
+      return "connection broken";
+    case "ETIMEDOUT":
+      return "connection timed out";
+    default:
+      return `connection lost (${code})`;
+  }
+}

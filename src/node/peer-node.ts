@@ -1,0 +1,631 @@
+import type { ConsolaInstance } from "consola";
+import { ConfigError, ProtocolError } from "../errors.ts";
+import { type Connection, type ConnectionClosed, FrameConnection } from "../link/connection.ts";
+import { FrameType, NODE_ID_BYTES, WireErrorCode } from "../protocol/constants.ts";
+import {
+  decodeBye,
+  decodeError,
+  decodeNonce,
+  encodePong,
+  type WireError,
+} from "../protocol/control.ts";
+import { describeFrame } from "../protocol/describe.ts";
+import type { Frame } from "../protocol/frame-decoder.ts";
+import { decodeHello, encodeHello, type Hello } from "../protocol/hello.ts";
+import { compareBytes, hex } from "../protocol/hex.ts";
+import { nickProblem, textProblem } from "../protocol/text.ts";
+import type { ByteStream, Direction, Endpoint } from "../transport/byte-stream.ts";
+import { formatEndpoint } from "../transport/byte-stream.ts";
+import { CLOSE_FLUSH_TIMEOUT_MS } from "../transport/limits.ts";
+import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
+import { Emitter } from "./emitter.ts";
+import { Relay, type RelayStats } from "./relay.ts";
+import { SEEN_MAX_ENTRIES, SEEN_TTL_MS, SeenCache } from "./seen-cache.ts";
+
+/** A peer must send its HELLO within this long of the connection opening. */
+export const HANDSHAKE_TIMEOUT_MS = 5000;
+
+/** Default cap on connections (inbound and outbound, handshaking included). */
+export const DEFAULT_MAX_PEERS = 64;
+
+/** A neighbour: a peer linked to us directly, handshake done. */
+export interface NeighbourInfo {
+  /** Hex of the neighbour's 32-byte node id. */
+  readonly nodeId: string;
+  readonly nick: string;
+  /** Where the neighbour can be reached: its IP and, when it listens, its listen port. */
+  readonly address: Endpoint;
+  readonly direction: Direction;
+  /** Unix ms when the handshake completed. */
+  readonly since: number;
+  /** The neighbour's listen port from its HELLO; 0 if it does not accept connections. */
+  readonly listenPort: number;
+  readonly pendingBytes: number;
+}
+
+/** A chat message, delivered once per node. */
+export interface ChatMessage {
+  /** Hex of the 16-byte message id. */
+  readonly id: string;
+  /** Hex node id of the author. */
+  readonly origin: string;
+  readonly seq: number;
+  readonly nick: string;
+  readonly text: string;
+  /** Author's clock at sending (unix ms). */
+  readonly sentAt: number;
+  /** Our clock at delivery (unix ms). */
+  readonly receivedAt: number;
+  /** Links crossed to reach us: 1 from a neighbour, 0 for our own messages. */
+  readonly hops: number;
+  /** True for messages this node sent. */
+  readonly own: boolean;
+}
+
+/** A FLOOD of any kind, after the relay accepted it (for layers that add kinds). */
+export interface FloodDelivery {
+  readonly kind: number;
+  readonly origin: string;
+  readonly body: Uint8Array;
+  readonly hops: number;
+}
+
+/** A link that closed, or never completed its handshake. */
+export interface PeerDown extends NeighbourInfo {
+  readonly reason: string;
+}
+
+/** A connection that failed before or instead of becoming a neighbour, or broke the protocol. */
+export interface LinkProblem {
+  readonly address: Endpoint;
+  readonly direction: Direction;
+  readonly reason: string;
+  /** The neighbour, if the handshake had completed. */
+  readonly nick?: string;
+}
+
+/** Events of a {@link PeerNode}. */
+export interface NodeEvents {
+  "peer-up": NeighbourInfo;
+  "peer-down": PeerDown;
+  message: ChatMessage;
+  flood: FloodDelivery;
+  /** A connection closed by us for a protocol violation, or refused by the remote. */
+  "link-problem": LinkProblem;
+}
+
+/** Outcome of {@link PeerNode.connect}. */
+export type ConnectOutcome =
+  | { readonly status: "connected"; readonly peer: NeighbourInfo }
+  /** We were already linked to that node (perhaps through an inbound connection). */
+  | { readonly status: "already-connected"; readonly peer: NeighbourInfo }
+  /** The address is this very node. */
+  | { readonly status: "self" }
+  | { readonly status: "failed"; readonly reason: string };
+
+/** Outcome of {@link PeerNode.sendChat}. */
+export type SendOutcome =
+  | { readonly status: "sent"; readonly message: ChatMessage; readonly neighbours: number }
+  | { readonly status: "invalid"; readonly reason: string };
+
+/** Dials an endpoint; provided by the transport (TCP) or by tests. Never rejects. */
+export type Dial = (
+  endpoint: Endpoint,
+) => Promise<{ ok: true; stream: ByteStream } | { ok: false; error: Error }>;
+
+/** Observes every frame in and out, for tests and tooling. Must not throw. */
+export interface WireTap {
+  frameIn?(neighbour: string | undefined, connection: Connection, frame: Frame): void;
+  frameOut?(neighbour: string | undefined, connection: Connection, frame: Uint8Array): void;
+}
+
+/** Options for {@link PeerNode}. */
+export interface PeerNodeOptions {
+  readonly nick: string;
+  /** The port we accept connections on, announced in HELLO; 0 = not listening. */
+  readonly listenPort: number;
+  readonly logger: ConsolaInstance;
+  readonly dial?: Dial;
+  /** 32 bytes; random by default. */
+  readonly nodeId?: Uint8Array;
+  readonly maxPeers?: number;
+  readonly clock?: Clock;
+  readonly handshakeTimeoutMs?: number;
+  readonly seenTtlMs?: number;
+  readonly seenMaxEntries?: number;
+  readonly tap?: WireTap;
+}
+
+interface PendingDial {
+  readonly endpoint: Endpoint;
+  readonly resolve: (outcome: ConnectOutcome) => void;
+}
+
+/** Per-connection state. */
+interface Link {
+  readonly conn: Connection;
+  state: "handshaking" | "established" | "closed";
+  hello: Hello | undefined;
+  /** Hex node id, once the HELLO is in. */
+  key: string | undefined;
+  since: number;
+  timer: TimerHandle | undefined;
+  dial: PendingDial | undefined;
+  /** Closed because another link to the same node won: no peer-down for this one. */
+  superseded: boolean;
+  /** BYE reason or ERROR received from the remote. */
+  remoteReason: string | undefined;
+  /** Resolved when the connection has closed. */
+  readonly closeWaiters: Array<() => void>;
+}
+
+/**
+ * One peer of the network: handshakes its connections, keeps the neighbour table,
+ * floods what it originates and relays what it receives.
+ *
+ * It sees connections only through the narrow {@link Connection} interface, so it runs
+ * the same over TCP and over in-memory pairs, and knows nothing of terminals or JSON.
+ */
+export class PeerNode {
+  readonly nodeId: Uint8Array;
+  readonly nodeIdHex: string;
+  readonly events: Emitter<NodeEvents>;
+  readonly listenPort: number;
+  private currentNick: string;
+  private readonly log: ConsolaInstance;
+  private readonly clock: Clock;
+  private readonly relay: Relay;
+  private readonly maxPeers: number;
+  private readonly handshakeTimeoutMs: number;
+  private readonly dialer: Dial | undefined;
+  private readonly tap: WireTap | undefined;
+  private readonly tracing: boolean;
+  /** Every open connection, handshaking or established. */
+  private readonly links = new Set<Link>();
+  /** Established links by neighbour node id (hex): at most one per neighbour. */
+  private readonly neighbourLinks = new Map<string, Link>();
+  private closing = false;
+
+  constructor(options: PeerNodeOptions) {
+    const problem = nickProblem(options.nick);
+    if (problem) throw new ConfigError("BAD_NICK", problem);
+    this.nodeId = options.nodeId ?? crypto.getRandomValues(new Uint8Array(NODE_ID_BYTES));
+    if (this.nodeId.length !== NODE_ID_BYTES) throw new Error("nodeId must be 32 bytes");
+    this.nodeIdHex = hex(this.nodeId);
+    this.currentNick = options.nick;
+    this.listenPort = options.listenPort;
+    this.log = options.logger;
+    this.clock = options.clock ?? systemClock;
+    this.maxPeers = options.maxPeers ?? DEFAULT_MAX_PEERS;
+    this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
+    this.dialer = options.dial;
+    this.tap = options.tap;
+    this.tracing = this.log.level >= 5;
+    this.events = new Emitter((error) => this.log.error("event listener failed:", error));
+    const seen = new SeenCache(
+      () => this.clock.now(),
+      options.seenTtlMs ?? SEEN_TTL_MS,
+      options.seenMaxEntries ?? SEEN_MAX_ENTRIES,
+    );
+    this.relay = new Relay(this.nodeId, seen, () => this.clock.now());
+  }
+
+  /** The nick this node writes into its messages. */
+  get nick(): string {
+    return this.currentNick;
+  }
+
+  /** Changes the nick used from now on. Returns why not, if it breaks the limits. */
+  setNick(nick: string): { ok: true } | { ok: false; reason: string } {
+    const problem = nickProblem(nick);
+    if (problem) return { ok: false, reason: problem };
+    this.currentNick = nick;
+    return { ok: true };
+  }
+
+  /** Relay counters. */
+  get stats(): Readonly<RelayStats> {
+    return this.relay.stats;
+  }
+
+  /** Open connections, handshaking ones included. */
+  get connectionCount(): number {
+    return this.links.size;
+  }
+
+  /** The current neighbours, oldest link first. */
+  neighbours(): NeighbourInfo[] {
+    return [...this.neighbourLinks.values()].map((link) => this.info(link));
+  }
+
+  /** True if a link to this node id (hex) is established. */
+  isNeighbour(nodeIdHex: string): boolean {
+    return this.neighbourLinks.has(nodeIdHex);
+  }
+
+  /** Bytes queued towards neighbours, summed: callers pace bulk sends on it. */
+  get pendingBytes(): number {
+    let n = 0;
+    for (const link of this.links) n += link.conn.pendingBytes;
+    return n;
+  }
+
+  /**
+   * Takes over a new connection (accepted or dialled): sends HELLO, expects one back
+   * within the handshake deadline. Inbound connections past the cap are refused with
+   * an ERROR frame.
+   */
+  addConnection(stream: ByteStream, dial?: PendingDial): void {
+    const conn = new FrameConnection(stream);
+    if (this.closing || this.links.size >= this.maxPeers) {
+      const message = this.closing
+        ? "peer is shutting down"
+        : `too many peers (limit ${this.maxPeers})`;
+      this.log.info(`refusing ${formatEndpoint(stream.remote)}: ${message}`);
+      conn.start({ frame() {}, close() {} });
+      conn.close({ kind: "error", code: WireErrorCode.TooManyPeers, message });
+      dial?.resolve({ status: "failed", reason: message });
+      return;
+    }
+    const link: Link = {
+      conn,
+      state: "handshaking",
+      hello: undefined,
+      key: undefined,
+      since: this.clock.now(),
+      timer: undefined,
+      dial,
+      superseded: false,
+      remoteReason: undefined,
+      closeWaiters: [],
+    };
+    this.links.add(link);
+    conn.start({
+      frame: (frame) => this.onFrame(link, frame),
+      close: (info) => this.onClose(link, info),
+    });
+    link.timer = this.clock.setTimeout(() => {
+      if (link.state !== "handshaking") return;
+      conn.close({
+        kind: "error",
+        code: WireErrorCode.HandshakeTimeout,
+        message: `no HELLO within ${this.handshakeTimeoutMs / 1000} s`,
+      });
+    }, this.handshakeTimeoutMs);
+    this.send(
+      link,
+      encodeHello({ nodeId: this.nodeId, listenPort: this.listenPort, nick: this.currentNick }),
+    );
+  }
+
+  /**
+   * Dials `endpoint` and waits for the handshake. Resolves (never rejects) with the
+   * neighbour, or why there is none.
+   */
+  async connect(endpoint: Endpoint): Promise<ConnectOutcome> {
+    if (!this.dialer) return { status: "failed", reason: "this node cannot dial" };
+    if (this.closing) return { status: "failed", reason: "peer is shutting down" };
+    if (this.links.size >= this.maxPeers) {
+      return { status: "failed", reason: `at the connection cap (${this.maxPeers})` };
+    }
+    const result = await this.dialer(endpoint);
+    if (!result.ok) return { status: "failed", reason: result.error.message };
+    if (this.closing) {
+      result.stream.destroy();
+      return { status: "failed", reason: "peer is shutting down" };
+    }
+    return new Promise((resolve) => this.addConnection(result.stream, { endpoint, resolve }));
+  }
+
+  /**
+   * Floods a chat message to every neighbour. Text must satisfy the protocol limits
+   * (the interface layer splits and cleans user input first).
+   */
+  sendChat(text: string): SendOutcome {
+    const problem = textProblem(text);
+    if (problem) return { status: "invalid", reason: problem };
+    const { flood, frame } = this.relay.originateChat({ nick: this.currentNick, text });
+    let neighbours = 0;
+    for (const link of this.neighbourLinks.values()) {
+      if (this.send(link, frame)) neighbours++;
+    }
+    const message: ChatMessage = {
+      id: hex(flood.id),
+      origin: this.nodeIdHex,
+      seq: flood.seq,
+      nick: this.currentNick,
+      text,
+      sentAt: flood.sentAt,
+      receivedAt: flood.sentAt,
+      hops: 0,
+      own: true,
+    };
+    if (this.tracing) {
+      this.log.trace(
+        `relay ${message.id.slice(0, 8)} originated seq=${flood.seq}, sent to ${this.names(this.neighbourLinks.values())}`,
+      );
+    }
+    this.events.emit("message", message);
+    return { status: "sent", message, neighbours };
+  }
+
+  /**
+   * Leaves gracefully: BYE to every neighbour, flushed. Resolves once every connection
+   * has closed, or after the flush deadline.
+   */
+  async close(reason = "quit"): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const closed = [...this.links].map(
+      (link) =>
+        new Promise<void>((resolve) => {
+          link.closeWaiters.push(resolve);
+          link.conn.close(
+            link.state === "established"
+              ? { kind: "bye", reason }
+              : { kind: "quiet", reason: "shutting down" },
+          );
+        }),
+    );
+    let timer: TimerHandle | undefined;
+    await Promise.race([
+      Promise.all(closed),
+      new Promise<void>((resolve) => {
+        timer = this.clock.setTimeout(resolve, CLOSE_FLUSH_TIMEOUT_MS);
+      }),
+    ]);
+    this.clock.clearTimeout(timer);
+  }
+
+  private onFrame(link: Link, frame: Frame): void {
+    if (this.tap?.frameIn) this.tap.frameIn(link.key, link.conn, frame);
+    if (this.tracing)
+      this.log.trace(`← ${this.label(link)} ${describeFrame(frame.type, frame.payload)}`);
+    if (link.state === "handshaking") {
+      this.onHandshakeFrame(link, frame);
+      return;
+    }
+    switch (frame.type) {
+      case FrameType.Flood:
+        this.onFlood(link, frame.payload);
+        return;
+      case FrameType.Ping:
+        this.send(link, encodePong(decodeNonce(frame.payload, "PING")));
+        return;
+      case FrameType.Pong:
+        decodeNonce(frame.payload, "PONG");
+        return;
+      case FrameType.Bye:
+        link.remoteReason = decodeBye(frame.payload) || "left";
+        link.conn.close({ kind: "quiet", reason: link.remoteReason });
+        return;
+      case FrameType.Error:
+        link.remoteReason = describeRemoteError(decodeError(frame.payload));
+        link.conn.close({ kind: "quiet", reason: link.remoteReason });
+        return;
+      case FrameType.Hello:
+        throw new ProtocolError("BAD_HANDSHAKE", "second HELLO on an established link");
+      case FrameType.Peers:
+        // Reserved in v1 for the mesh's peer exchange: accepted and ignored.
+        return;
+      default:
+        if (frame.type === 0x00)
+          throw new ProtocolError("BAD_FIELD", "frame type 0x00 is not defined");
+        // 0x08–0xFF: unknown types are skipped, so later versions can add frames.
+        return;
+    }
+  }
+
+  private onHandshakeFrame(link: Link, frame: Frame): void {
+    if (frame.type === FrameType.Error) {
+      // The remote refused us (full, shutting down, or it disliked our HELLO).
+      link.remoteReason = `refused: ${describeRemoteError(decodeError(frame.payload))}`;
+      link.conn.close({ kind: "quiet", reason: link.remoteReason });
+      return;
+    }
+    if (frame.type !== FrameType.Hello) {
+      const name = frame.type === FrameType.Flood ? "FLOOD" : `frame type ${frame.type}`;
+      throw new ProtocolError("BAD_HANDSHAKE", `expected HELLO first, got ${name}`);
+    }
+    const hello = decodeHello(frame.payload);
+    this.clock.clearTimeout(link.timer);
+    link.timer = undefined;
+    link.hello = hello;
+    const key = hex(hello.nodeId);
+    link.key = key;
+    if (key === this.nodeIdHex) {
+      link.conn.close({ kind: "quiet", reason: "connected to self" });
+      link.dial?.resolve({ status: "self" });
+      link.dial = undefined;
+      return;
+    }
+    const existing = this.neighbourLinks.get(key);
+    if (existing) {
+      this.resolveDuplicate(existing, link, hello);
+      return;
+    }
+    this.establish(link);
+  }
+
+  /** Two links to one node: keep the {@link survivor}, close the other quietly. */
+  private resolveDuplicate(existing: Link, fresh: Link, hello: Hello): void {
+    const keep = survivor(existing, fresh, compareBytes(this.nodeId, hello.nodeId) < 0);
+    const keepFresh = keep === fresh;
+    const drop = keepFresh ? existing : fresh;
+    drop.superseded = true;
+    if (this.tracing)
+      this.log.trace(
+        `duplicate link to ${hello.nick}: keeping ${keep.conn.direction}, closing ${drop.conn.direction}`,
+      );
+    if (keepFresh) {
+      // Move the neighbour to the new link without a peer-down/peer-up flicker.
+      fresh.state = "established";
+      fresh.since = existing.since;
+      this.neighbourLinks.set(fresh.key as string, fresh);
+      existing.state = "closed";
+    }
+    drop.conn.close({ kind: "quiet", reason: "duplicate link" });
+    const peer = this.info(keep);
+    for (const link of [existing, fresh]) {
+      link.dial?.resolve({ status: "already-connected", peer });
+      link.dial = undefined;
+    }
+  }
+
+  private establish(link: Link): void {
+    link.state = "established";
+    link.since = this.clock.now();
+    this.neighbourLinks.set(link.key as string, link);
+    const peer = this.info(link);
+    this.log.debug(`linked to ${peer.nick} (${formatEndpoint(peer.address)}, ${peer.direction})`);
+    this.events.emit("peer-up", peer);
+    link.dial?.resolve({ status: "connected", peer });
+    link.dial = undefined;
+  }
+
+  private onFlood(link: Link, payload: Uint8Array): void {
+    const outcome = this.relay.receive(payload);
+    switch (outcome.status) {
+      case "duplicate":
+        if (this.tracing)
+          this.log.trace(
+            `relay ${hex(outcome.flood.id).slice(0, 8)} from ${this.label(link)}: duplicate, dropped`,
+          );
+        return;
+      case "invalid":
+        // Closes this link only (see FrameConnection); the message is not relayed.
+        throw outcome.error;
+      case "accepted": {
+        const { flood, chat, forward } = outcome;
+        let sentTo: Link[] | undefined;
+        if (forward) {
+          if (this.tracing) sentTo = [];
+          for (const other of this.neighbourLinks.values()) {
+            if (other !== link && this.send(other, forward)) sentTo?.push(other);
+          }
+        }
+        if (this.tracing) {
+          const where = forward
+            ? `forwarded to ${this.names(sentTo ?? [])}`
+            : `hop limit reached, not forwarded`;
+          this.log.trace(
+            `relay ${hex(flood.id).slice(0, 8)} from ${this.label(link)}: new (hops ${flood.hops}), delivered, ${where}`,
+          );
+        }
+        const origin = hex(flood.origin);
+        if (chat) {
+          this.events.emit("message", {
+            id: hex(flood.id),
+            origin,
+            seq: flood.seq,
+            nick: chat.nick,
+            text: chat.text,
+            sentAt: flood.sentAt,
+            receivedAt: this.clock.now(),
+            hops: flood.hops + 1,
+            own: false,
+          });
+        } else {
+          this.events.emit("flood", {
+            kind: flood.kind,
+            origin,
+            body: flood.body.slice(),
+            hops: flood.hops + 1,
+          });
+        }
+        return;
+      }
+    }
+  }
+
+  private onClose(link: Link, info: ConnectionClosed): void {
+    this.clock.clearTimeout(link.timer);
+    const wasEstablished = link.state === "established" && !link.superseded;
+    link.state = "closed";
+    this.links.delete(link);
+    if (link.key && this.neighbourLinks.get(link.key) === link)
+      this.neighbourLinks.delete(link.key);
+    const reason = link.remoteReason ?? info.reason;
+    const where = formatEndpoint(this.address(link));
+    if (info.code !== undefined && info.code !== WireErrorCode.TooManyPeers) {
+      // We closed it for breaking the protocol or a limit: say so, with the address.
+      const level = info.code === WireErrorCode.Internal ? "error" : "warn";
+      this.log[level](`closed ${link.hello ? `${link.hello.nick} (${where})` : where}: ${reason}`);
+      if (info.code === WireErrorCode.Internal && info.error) this.log.debug(info.error);
+      this.events.emit("link-problem", {
+        address: this.address(link),
+        direction: link.conn.direction,
+        reason,
+        ...(link.hello ? { nick: link.hello.nick } : {}),
+      });
+    }
+    if (link.dial) {
+      link.dial.resolve({ status: "failed", reason });
+      link.dial = undefined;
+    }
+    if (wasEstablished) {
+      this.events.emit("peer-down", { ...this.info(link), reason });
+    } else if (!link.superseded) {
+      this.log.debug(`connection ${where} closed before handshake: ${reason}`);
+    }
+    for (const resolve of link.closeWaiters) resolve();
+  }
+
+  /** Sends one frame on a link; false if the link is closing or its reader is too slow. */
+  private send(link: Link, frame: Uint8Array): boolean {
+    if (this.tap?.frameOut) this.tap.frameOut(link.key, link.conn, frame);
+    if (this.tracing)
+      this.log.trace(`→ ${this.label(link)} ${describeFrame(frame[4] ?? 0, frame.subarray(5))}`);
+    return link.conn.send(frame);
+  }
+
+  private info(link: Link): NeighbourInfo {
+    const hello = link.hello;
+    return {
+      nodeId: link.key ?? "",
+      nick: hello?.nick ?? "?",
+      address: this.address(link),
+      direction: link.conn.direction,
+      since: link.since,
+      listenPort: hello?.listenPort ?? 0,
+      pendingBytes: link.conn.pendingBytes,
+    };
+  }
+
+  /** The neighbour's reachable address: its IP with its advertised listen port. */
+  private address(link: Link): Endpoint {
+    const remote = link.conn.remote;
+    const port = link.hello?.listenPort || remote.port;
+    return { host: remote.host, port };
+  }
+
+  private label(link: Link): string {
+    const where = formatEndpoint(this.address(link));
+    return link.hello ? `${link.hello.nick}@${where}` : where;
+  }
+
+  private names(links: Iterable<Link>): string {
+    const names = [...links].map((l) => this.label(l));
+    return names.length > 0 ? names.join(", ") : "nobody";
+  }
+}
+
+function describeRemoteError(error: WireError): string {
+  return error.message || `error ${error.code}`;
+}
+
+/**
+ * Which of two links to the same node survives. Both ends must pick the same one
+ * without talking: prefer the link dialled by the node with the lower id; if the same
+ * node dialled both, the one from the lower source port (the same number at both ends).
+ */
+function survivor(a: Link, b: Link, weAreLower: boolean): Link {
+  const keeper: Direction = weAreLower ? "outbound" : "inbound";
+  const aKeeper = a.conn.direction === keeper;
+  if (aKeeper !== (b.conn.direction === keeper)) return aKeeper ? a : b;
+  return dialerPort(a) <= dialerPort(b) ? a : b;
+}
+
+function dialerPort(link: Link): number {
+  return link.conn.direction === "outbound" ? link.conn.local.port : link.conn.remote.port;
+}

@@ -1,0 +1,127 @@
+import type { ConsolaInstance } from "consola";
+import type { Endpoint } from "../transport/byte-stream.ts";
+import { formatEndpoint } from "../transport/byte-stream.ts";
+import { backoffMs, jitter } from "./backoff.ts";
+import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
+import type { ConnectOutcome, PeerNode } from "./peer-node.ts";
+
+interface Pin {
+  readonly endpoint: Endpoint;
+  readonly label: string;
+  /** Failed attempts since the last success; drives the back-off. */
+  failures: number;
+  /** The neighbour this address led to, while linked. */
+  nodeId: string | undefined;
+  timer: TimerHandle | undefined;
+  state: "dialling" | "linked" | "waiting" | "self";
+}
+
+/**
+ * Addresses the user asked for (bootstrap peers, `/connect`): kept linked for as long
+ * as the peer runs. A failed dial is retried with exponential back-off and jitter
+ * (1 s doubling to 30 s); a lost link is redialled the same way. So a peer started
+ * before its bootstrap peer joins on its own once that peer comes up.
+ */
+export class PinnedPeers {
+  private readonly pins = new Map<string, Pin>();
+  private readonly clock: Clock;
+  private readonly stopListening: () => void;
+  private stopped = false;
+
+  constructor(
+    private readonly node: PeerNode,
+    private readonly log: ConsolaInstance,
+    options: { clock?: Clock; random?: () => number } = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
+    this.stopListening = node.events.on("peer-down", (down) => {
+      for (const pin of this.pins.values()) {
+        if (pin.state === "linked" && pin.nodeId === down.nodeId) this.lost(pin);
+      }
+    });
+  }
+
+  private readonly random: () => number;
+
+  /**
+   * Pins `endpoint` and dials it. Resolves with the first attempt's outcome; on failure
+   * the address keeps being retried in the background.
+   */
+  add(endpoint: Endpoint): Promise<ConnectOutcome> {
+    const label = formatEndpoint(endpoint);
+    const known = this.pins.get(label);
+    if (known) {
+      this.clock.clearTimeout(known.timer);
+      known.failures = 0;
+      return this.attempt(known);
+    }
+    const pin: Pin = {
+      endpoint,
+      label,
+      failures: 0,
+      nodeId: undefined,
+      timer: undefined,
+      state: "dialling",
+    };
+    this.pins.set(label, pin);
+    return this.attempt(pin);
+  }
+
+  /** Stops all retries. */
+  close(): void {
+    this.stopped = true;
+    this.stopListening();
+    for (const pin of this.pins.values()) this.clock.clearTimeout(pin.timer);
+  }
+
+  private async attempt(pin: Pin): Promise<ConnectOutcome> {
+    pin.state = "dialling";
+    pin.timer = undefined;
+    const outcome = await this.node.connect(pin.endpoint);
+    if (this.stopped) return outcome;
+    switch (outcome.status) {
+      case "connected":
+      case "already-connected":
+        pin.state = "linked";
+        pin.nodeId = outcome.peer.nodeId;
+        pin.failures = 0;
+        // The link may already have dropped while the outcome travelled here.
+        if (!this.node.isNeighbour(outcome.peer.nodeId)) this.lost(pin);
+        break;
+      case "self":
+        pin.state = "self";
+        this.log.info(`${pin.label} is this peer itself; not dialling it again`);
+        break;
+      case "failed": {
+        const delay = this.retry(pin);
+        const message = `could not reach ${pin.label}: ${outcome.reason}; retrying in ${formatDelay(delay)}`;
+        // Say it loudly once; later retries of the same address only in verbose mode.
+        if (pin.failures === 1) this.log.warn(message);
+        else this.log.debug(message);
+        break;
+      }
+    }
+    return outcome;
+  }
+
+  private lost(pin: Pin): void {
+    pin.nodeId = undefined;
+    const delay = this.retry(pin);
+    this.log.debug(`redialling ${pin.label} in ${formatDelay(delay)}`);
+  }
+
+  private retry(pin: Pin): number {
+    pin.state = "waiting";
+    const delay = jitter(backoffMs(pin.failures), this.random);
+    pin.failures++;
+    pin.timer = this.clock.setTimeout(() => {
+      if (!this.stopped) void this.attempt(pin);
+    }, delay);
+    return delay;
+  }
+}
+
+function formatDelay(ms: number): string {
+  return ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms / 1000)} s`;
+}

@@ -1,0 +1,88 @@
+/**
+ * Wire protocol v1 constants. docs/PROTOCOL.md is the contract; every number here is
+ * quoted from it.
+ */
+
+/** Version carried in HELLO. */
+export const PROTOCOL_VERSION = 1;
+
+/** HELLO starts with these four bytes: ASCII "PCHT". */
+export const HELLO_MAGIC = Uint8Array.of(0x50, 0x43, 0x48, 0x54);
+
+/** Bytes of the u32 length prefix that starts every frame. */
+export const FRAME_HEADER_BYTES = 4;
+
+/** Largest value of the length prefix (type byte + payload). */
+export const MAX_FRAME_BYTES = 65_536;
+
+/** Size of a node identifier (will become an Ed25519 public key). */
+export const NODE_ID_BYTES = 32;
+
+/** Size of a FLOOD message identifier. */
+export const MESSAGE_ID_BYTES = 16;
+
+/** Nick length limits, in UTF-8 bytes. */
+export const MIN_NICK_BYTES = 1;
+export const MAX_NICK_BYTES = 32;
+
+/** Chat text length limits, in UTF-8 bytes. */
+export const MIN_TEXT_BYTES = 1;
+export const MAX_TEXT_BYTES = 4096;
+
+/** A FLOOD is not forwarded once `hops + 1` would reach this. */
+export const MAX_HOPS = 16;
+
+/** Frame type byte (the byte after the length prefix). */
+export const FrameType = {
+  Hello: 0x01,
+  Flood: 0x02,
+  Peers: 0x03,
+  Ping: 0x04,
+  Pong: 0x05,
+  Bye: 0x06,
+  Error: 0x07,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+/** Human-readable names, for traces and logs. */
+export const FRAME_TYPE_NAMES: Readonly<Record<number, string>> = {
+  [FrameType.Hello]: "HELLO",
+  [FrameType.Flood]: "FLOOD",
+  [FrameType.Peers]: "PEERS",
+  [FrameType.Ping]: "PING",
+  [FrameType.Pong]: "PONG",
+  [FrameType.Bye]: "BYE",
+  [FrameType.Error]: "ERROR",
+};
+
+/** FLOOD `kind` byte. Relays forward every kind, known or not. */
+export const FloodKind = {
+  Chat: 0x01,
+} as const;
+export type FloodKind = (typeof FloodKind)[keyof typeof FloodKind];
+
+/** Human-readable FLOOD kind names, for traces. */
+export const FLOOD_TYPE_NAMES_BY_KIND: Readonly<Record<number, string>> = {
+  [FloodKind.Chat]: "CHAT",
+};
+
+/** Codes carried in an ERROR frame (u16). Stable: other implementations match on them. */
+export const WireErrorCode = {
+  /** Length prefix of 0 or above MAX_FRAME_BYTES, or a frame whose fields do not parse. */
+  BadFrame: 1,
+  /** First frame was not a valid HELLO. */
+  BadHandshake: 2,
+  /** HELLO carried a version this peer does not speak. */
+  VersionMismatch: 3,
+  /** No HELLO arrived within the handshake deadline. */
+  HandshakeTimeout: 4,
+  /** A field broke a limit: nick or text length, control characters, invalid UTF-8. */
+  BadMessage: 5,
+  /** The peer is at its connection cap. */
+  TooManyPeers: 6,
+  /** The receiver did not keep up; its backlog passed the cap. */
+  SlowConsumer: 7,
+  /** A bug on the sending side; the link is closed as a precaution. */
+  Internal: 8,
+} as const;
+export type WireErrorCode = (typeof WireErrorCode)[keyof typeof WireErrorCode];

@@ -1,0 +1,97 @@
+import type { ConsolaInstance } from "consola";
+import {
+  type ConnectOutcome,
+  DEFAULT_MAX_PEERS,
+  PeerNode,
+  type WireTap,
+} from "./node/peer-node.ts";
+import { PinnedPeers } from "./node/pinned-peers.ts";
+import { MAX_NICK_BYTES } from "./protocol/constants.ts";
+import { truncateUtf8 } from "./protocol/control.ts";
+import type { Endpoint } from "./transport/byte-stream.ts";
+import { formatEndpoint } from "./transport/byte-stream.ts";
+import { dialTcp, listenTcp, type TcpListener } from "./transport/tcp.ts";
+
+/** Everything needed to run one peer. Built by the CLI from its arguments, or by tests. */
+export interface PeerConfig {
+  /** Address to listen on. */
+  readonly host: string;
+  /** Port to listen on; 0 = any free port. */
+  readonly port: number;
+  /** Peers to join at start; kept linked and redialled while the peer runs. */
+  readonly peers?: readonly Endpoint[];
+  /** Display name; default `HOST:PORT` of the listener. */
+  readonly nick?: string;
+  readonly maxPeers?: number;
+  readonly logger: ConsolaInstance;
+  /** Test hooks. */
+  readonly nodeId?: Uint8Array;
+  readonly tap?: WireTap;
+  readonly handshakeTimeoutMs?: number;
+}
+
+/** A running peer: its node, its listener and its pinned addresses. */
+export interface RunningPeer {
+  readonly node: PeerNode;
+  /** Where it listens; the port is the real one when 0 was asked for. */
+  readonly listen: Endpoint;
+  /** Dials `endpoint` and keeps it linked, like a bootstrap peer. */
+  connect(endpoint: Endpoint): Promise<ConnectOutcome>;
+  /** BYE to every neighbour, flushed; stops listening and redialling. */
+  close(reason?: string): Promise<void>;
+}
+
+/**
+ * Starts a peer: listens (throwing {@link ConnectionError} if the address cannot be
+ * bound), then dials the bootstrap peers in the background.
+ */
+export function startPeer(config: PeerConfig): RunningPeer {
+  let node: PeerNode | undefined;
+  const listener: TcpListener = listenTcp({
+    host: config.host,
+    port: config.port,
+    onStream: (stream) => {
+      if (node) node.addConnection(stream);
+      else stream.destroy();
+    },
+  });
+  const listen = { host: config.host, port: listener.port };
+  try {
+    node = new PeerNode({
+      nick: config.nick ?? defaultNick(listen),
+      listenPort: listener.port,
+      logger: config.logger,
+      dial: (endpoint) => dialTcp(endpoint),
+      maxPeers: config.maxPeers ?? DEFAULT_MAX_PEERS,
+      ...(config.nodeId ? { nodeId: config.nodeId } : {}),
+      ...(config.tap ? { tap: config.tap } : {}),
+      ...(config.handshakeTimeoutMs ? { handshakeTimeoutMs: config.handshakeTimeoutMs } : {}),
+    });
+  } catch (error) {
+    listener.close();
+    throw error;
+  }
+  const peerNode = node;
+  const pinned = new PinnedPeers(peerNode, config.logger);
+  for (const endpoint of config.peers ?? []) void pinned.add(endpoint);
+  let closing: Promise<void> | undefined;
+  return {
+    node: peerNode,
+    listen,
+    connect: (endpoint) => pinned.add(endpoint),
+    close(reason = "quit") {
+      closing ??= (async () => {
+        listener.close();
+        pinned.close();
+        await peerNode.close(reason);
+      })();
+      return closing;
+    },
+  };
+}
+
+/** The nick a peer gets when none is given: `HOST:PORT`, as the original program named senders. */
+export function defaultNick(listen: Endpoint): string {
+  const bytes = truncateUtf8(formatEndpoint(listen), MAX_NICK_BYTES);
+  return new TextDecoder().decode(bytes);
+}

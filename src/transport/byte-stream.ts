@@ -1,0 +1,67 @@
+/**
+ * The transport's contract with the layers above: an ordered, reliable byte stream to
+ * one remote party. Implemented over Bun's TCP sockets (tcp.ts) and in memory for tests
+ * (memory-stream.ts). A secure channel will implement it too, wrapping another stream.
+ */
+
+/** Who opened the connection: `outbound` = we dialled, `inbound` = they dialled us. */
+export type Direction = "inbound" | "outbound";
+
+/** A host and port. IPv6 hosts are bare (`::1`), bracketed only when formatted. */
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Formats an endpoint as `host:port`, bracketing IPv6 hosts: `[::1]:9000`. */
+export function formatEndpoint(e: Endpoint): string {
+  return e.host.includes(":") ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
+}
+
+/** Why a stream closed. */
+export interface StreamClosed {
+  /** `local`: this side called end/destroy. `remote`: the other side closed or the link failed. */
+  readonly by: "local" | "remote";
+  /** Set when the socket failed (e.g. `ECONNRESET`) rather than closing cleanly. */
+  readonly error?: string;
+}
+
+/** Outcome of {@link ByteStream.write}. */
+export type WriteStatus =
+  /** Accepted: written or queued for the next flush. */
+  | "queued"
+  /** Refused: the pending bytes would pass the cap. The remote is a slow consumer. */
+  | "overflow"
+  /** Refused: the stream is closing or closed. */
+  | "closed";
+
+/** Callbacks from a stream. Exceptions thrown by them are the caller's bug: catch inside. */
+export interface ByteStreamHandler {
+  data(chunk: Uint8Array): void;
+  close(info: StreamClosed): void;
+}
+
+/** An ordered, reliable byte stream with a bounded write queue. */
+export interface ByteStream {
+  readonly direction: Direction;
+  readonly remote: Endpoint;
+  readonly local: Endpoint;
+  /** Bytes accepted by `write` and not yet handed to the operating system. */
+  readonly pendingBytes: number;
+  /** True once `end`, `destroy` or a remote close has happened. */
+  readonly closed: boolean;
+  /** Starts delivery to `handler`; chunks that arrived earlier are delivered first. */
+  start(handler: ByteStreamHandler): void;
+  /**
+   * Queues bytes. Writes in one tick are batched into one socket write. The bytes are
+   * copied, so the caller may reuse its buffer.
+   */
+  write(bytes: Uint8Array): WriteStatus;
+  /**
+   * Queues `final` (even past the cap, which keeps room for it), flushes, then closes.
+   * Gives up and closes anyway after a deadline if the remote does not read.
+   */
+  end(final?: Uint8Array): void;
+  /** Closes at once, dropping pending bytes. */
+  destroy(): void;
+}

@@ -1,0 +1,141 @@
+import type {
+  ByteStream,
+  ByteStreamHandler,
+  Direction,
+  Endpoint,
+  StreamClosed,
+  WriteStatus,
+} from "./byte-stream.ts";
+
+/** Options for {@link createMemoryPair}. */
+export interface MemoryPairOptions {
+  /** Endpoint reported for the dialling side. */
+  readonly outboundAddress?: Endpoint;
+  /** Endpoint reported for the accepting side. */
+  readonly inboundAddress?: Endpoint;
+  /**
+   * Re-cuts each batch before delivery, to exercise frame reassembly. Default: one
+   * chunk per batch, like a socket that reads everything written in a tick.
+   */
+  readonly split?: (bytes: Uint8Array) => Uint8Array[];
+}
+
+/**
+ * Two connected in-memory streams: what the `outbound` side writes, the `inbound` side
+ * reads, and back. Delivery is asynchronous (a later macrotask), batched per tick, in
+ * order, as over a socket. Lets the node and relay be tested without the kernel.
+ */
+export function createMemoryPair(
+  options: MemoryPairOptions = {},
+): [outbound: ByteStream, inbound: ByteStream] {
+  const a = options.outboundAddress ?? { host: "memory", port: 1 };
+  const b = options.inboundAddress ?? { host: "memory", port: 2 };
+  const out = new MemoryStream("outbound", b, a, options.split);
+  const inb = new MemoryStream("inbound", a, b, options.split);
+  out.peer = inb;
+  inb.peer = out;
+  return [out, inb];
+}
+
+class MemoryStream implements ByteStream {
+  peer: MemoryStream | undefined;
+  private handler: ByteStreamHandler | undefined;
+  private inbox: Uint8Array[] = [];
+  private outbox: Uint8Array[] = [];
+  private flushScheduled = false;
+  private isClosed = false;
+  private closeInfo: StreamClosed | undefined;
+  private ending = false;
+
+  constructor(
+    readonly direction: Direction,
+    readonly remote: Endpoint,
+    readonly local: Endpoint,
+    private readonly split: ((bytes: Uint8Array) => Uint8Array[]) | undefined,
+  ) {}
+
+  get pendingBytes(): number {
+    let n = 0;
+    for (const chunk of this.outbox) n += chunk.length;
+    return n;
+  }
+
+  get closed(): boolean {
+    return this.isClosed || this.ending;
+  }
+
+  start(handler: ByteStreamHandler): void {
+    this.handler = handler;
+    this.deliverInbox();
+  }
+
+  write(bytes: Uint8Array): WriteStatus {
+    if (this.closed) return "closed";
+    this.outbox.push(bytes.slice());
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return "queued";
+  }
+
+  end(final?: Uint8Array): void {
+    if (this.closed) return;
+    if (final) this.outbox.push(final.slice());
+    this.ending = true;
+    setImmediate(() => {
+      this.flush();
+      this.shutdown("local");
+    });
+  }
+
+  destroy(): void {
+    if (this.isClosed) return;
+    this.outbox = [];
+    this.shutdown("local");
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const peer = this.peer;
+    if (!peer || peer.isClosed || this.outbox.length === 0) return;
+    const batch = concat(this.outbox);
+    this.outbox = [];
+    for (const chunk of this.split ? this.split(batch) : [batch]) peer.receive(chunk);
+  }
+
+  private receive(chunk: Uint8Array): void {
+    this.inbox.push(chunk);
+    if (this.handler) this.deliverInbox();
+  }
+
+  private deliverInbox(): void {
+    const handler = this.handler;
+    if (!handler) return;
+    while (this.inbox.length > 0 && !this.isClosed) {
+      handler.data(this.inbox.shift() as Uint8Array);
+    }
+  }
+
+  private shutdown(by: "local" | "remote"): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.closeInfo = { by };
+    this.handler?.close(this.closeInfo);
+    const peer = this.peer;
+    if (peer && !peer.isClosed) setImmediate(() => peer.shutdown("remote"));
+  }
+}
+
+function concat(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0] as Uint8Array;
+  let n = 0;
+  for (const c of chunks) n += c.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}

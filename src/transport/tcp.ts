@@ -1,0 +1,310 @@
+import type { Socket, SocketHandler, TCPSocketListener } from "bun";
+import { ConnectionError, type ConnectionErrorCode } from "../errors.ts";
+import type {
+  ByteStream,
+  ByteStreamHandler,
+  Direction,
+  Endpoint,
+  StreamClosed,
+  WriteStatus,
+} from "./byte-stream.ts";
+import {
+  CLOSE_FLUSH_TIMEOUT_MS,
+  DIAL_TIMEOUT_MS,
+  FINAL_FRAME_RESERVE_BYTES,
+  MAX_PENDING_BYTES,
+} from "./limits.ts";
+import { WriteBuffer } from "./write-buffer.ts";
+
+/**
+ * The only code in peerchat that touches `Bun.Socket`.
+ *
+ * Bun's `socket.write()` is unbuffered: it returns how many bytes the kernel took and
+ * keeps none of the rest. Each {@link TcpStream} therefore owns a {@link WriteBuffer}:
+ * writes made during one tick are appended and flushed together in a microtask (one
+ * syscall for many frames, and a lone frame still leaves in the same tick), whatever
+ * the kernel refuses stays queued until Bun's `drain` callback, and the queue is capped
+ * at {@link MAX_PENDING_BYTES} so one slow reader cannot exhaust memory.
+ */
+export class TcpStream implements ByteStream {
+  readonly remote: Endpoint;
+  readonly local: Endpoint;
+  private handler: ByteStreamHandler | undefined;
+  private early: Uint8Array[] = [];
+  private readonly out = new WriteBuffer();
+  private flushScheduled = false;
+  private blocked = false;
+  private ending = false;
+  private closingLocally = false;
+  private isClosed = false;
+  private closeInfo: StreamClosed | undefined;
+  private deadline: Timer | undefined;
+
+  constructor(
+    private readonly socket: Socket<TcpStream>,
+    readonly direction: Direction,
+  ) {
+    this.remote = { host: socket.remoteAddress, port: socket.remotePort };
+    this.local = { host: socket.localAddress, port: socket.localPort };
+    socket.setNoDelay(true);
+  }
+
+  get pendingBytes(): number {
+    return this.out.length;
+  }
+
+  get closed(): boolean {
+    return this.isClosed || this.ending;
+  }
+
+  start(handler: ByteStreamHandler): void {
+    this.handler = handler;
+    const early = this.early;
+    this.early = [];
+    for (const chunk of early) handler.data(chunk);
+    if (this.isClosed && this.closeInfo) handler.close(this.closeInfo);
+  }
+
+  write(bytes: Uint8Array): WriteStatus {
+    if (this.isClosed || this.ending) return "closed";
+    if (this.out.length + bytes.length > MAX_PENDING_BYTES - FINAL_FRAME_RESERVE_BYTES) {
+      return "overflow";
+    }
+    this.out.append(bytes);
+    this.scheduleFlush();
+    return "queued";
+  }
+
+  end(final?: Uint8Array): void {
+    if (this.isClosed || this.ending) return;
+    this.ending = true;
+    this.closingLocally = true;
+    if (final) this.out.append(final);
+    this.deadline = setTimeout(() => this.socket.terminate(), CLOSE_FLUSH_TIMEOUT_MS);
+    this.flush();
+  }
+
+  destroy(): void {
+    if (this.isClosed) return;
+    this.closingLocally = true;
+    this.out.clear();
+    this.socket.terminate();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.blocked) return;
+    this.flushScheduled = true;
+    queueMicrotask(this.flushTask);
+  }
+
+  private readonly flushTask = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+
+  /** Hands queued bytes to the kernel; ends the socket once drained if closing. */
+  private flush(): void {
+    if (this.isClosed) return;
+    const pending = this.out.length;
+    if (pending > 0) {
+      const written = this.socket.write(this.out.store, this.out.offset, pending);
+      if (written < 0) return; // closed underneath us; the close callback follows
+      this.out.consume(written);
+      this.blocked = written < pending;
+      if (this.blocked) return;
+    }
+    if (this.ending) this.socket.end();
+  }
+
+  /** @internal Bun `data` callback. */
+  onData(chunk: Uint8Array): void {
+    if (this.handler) this.handler.data(chunk);
+    else this.early.push(chunk);
+  }
+
+  /** @internal Bun `drain` callback: the kernel can take more. */
+  onDrain(): void {
+    this.blocked = false;
+    this.flush();
+  }
+
+  /** @internal Bun `close` callback. */
+  onClose(error: Error | undefined): void {
+    if (this.isClosed) return;
+    const by = this.closingLocally ? "local" : "remote";
+    this.isClosed = true;
+    clearTimeout(this.deadline);
+    this.out.clear();
+    const info: StreamClosed = error ? { by, error: errorCode(error) ?? error.message } : { by };
+    this.closeInfo = info;
+    this.handler?.close(info);
+  }
+}
+
+/** A listening socket. */
+export interface TcpListener {
+  readonly host: string;
+  readonly port: number;
+  /** Stops accepting; open streams are left to their owners. */
+  close(): void;
+}
+
+/** Options for {@link listenTcp}. */
+export interface ListenOptions {
+  readonly host: string;
+  /** 0 picks a free port; read it back from the listener. */
+  readonly port: number;
+  /** Called synchronously for each accepted connection; must call `stream.start()`. */
+  readonly onStream: (stream: TcpStream) => void;
+}
+
+/**
+ * Listens on `host:port`. Throws {@link ConnectionError} (`ADDRESS_IN_USE`,
+ * `ADDRESS_UNAVAILABLE`, `BAD_ADDRESS`) when the address cannot be bound.
+ */
+export function listenTcp(options: ListenOptions): TcpListener {
+  let listener: TCPSocketListener<TcpStream>;
+  try {
+    listener = Bun.listen<TcpStream>({
+      hostname: options.host,
+      port: options.port,
+      exclusive: true,
+      socket: {
+        ...socketHandlers,
+        open(socket) {
+          const stream = new TcpStream(socket, "inbound");
+          socket.data = stream;
+          options.onStream(stream);
+        },
+      },
+    });
+  } catch (cause) {
+    throw listenError(options.host, options.port, cause);
+  }
+  return {
+    host: options.host,
+    port: listener.port,
+    close: () => listener.stop(false),
+  };
+}
+
+/** Outcome of {@link dialTcp}: never a rejected promise. */
+export type DialResult =
+  | { readonly ok: true; readonly stream: TcpStream }
+  | { readonly ok: false; readonly error: ConnectionError };
+
+/**
+ * Connects to `endpoint`. Resolves with the stream, or with the reason it failed
+ * (refused, unreachable, bad address, no answer within `timeoutMs`).
+ */
+export function dialTcp(endpoint: Endpoint, timeoutMs = DIAL_TIMEOUT_MS): Promise<DialResult> {
+  return new Promise((resolve) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      resolve({
+        ok: false,
+        error: new ConnectionError("TIMEOUT", `no answer within ${timeoutMs / 1000} s`),
+      });
+    }, timeoutMs);
+    const fail = (cause: unknown) => {
+      clearTimeout(timer);
+      if (settled) return;
+      settled = true;
+      resolve({ ok: false, error: dialError(cause) });
+    };
+    let connecting: Promise<Socket<TcpStream>>;
+    try {
+      connecting = Bun.connect<TcpStream>({
+        hostname: endpoint.host,
+        port: endpoint.port,
+        socket: {
+          ...socketHandlers,
+          // Bun calls this, then rejects the promise; the rejection is handled below.
+          connectError() {},
+          open(socket) {
+            if (settled) {
+              // The dial timed out but the connection came up late: discard it.
+              socket.terminate();
+              return;
+            }
+            socket.data = new TcpStream(socket, "outbound");
+          },
+        },
+      });
+    } catch (cause) {
+      fail(cause);
+      return;
+    }
+    connecting.then((socket) => {
+      clearTimeout(timer);
+      if (settled || !socket.data) return;
+      settled = true;
+      resolve({ ok: true, stream: socket.data });
+    }, fail);
+  });
+}
+
+/** Handlers shared by every socket: Bun allocates them once, not per connection. */
+const socketHandlers = {
+  // Plain Uint8Array chunks: Buffer's non-copying slice() is a trap for code that keeps bytes.
+  binaryType: "uint8array",
+  data(socket, chunk: Uint8Array) {
+    socket.data?.onData(chunk);
+  },
+  drain(socket) {
+    socket.data?.onDrain();
+  },
+  close(socket, error) {
+    socket.data?.onClose(error);
+  },
+  error(socket, error) {
+    // Only reached if a handler above threw past the layers that catch their own
+    // exceptions: contain it to this connection.
+    socket.data?.onClose(error);
+    socket.terminate();
+  },
+} satisfies SocketHandler<TcpStream>;
+
+function errorCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+function listenError(host: string, port: number, cause: unknown): ConnectionError {
+  const where = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+  switch (errorCode(cause)) {
+    case "EADDRINUSE":
+      return new ConnectionError("ADDRESS_IN_USE", `${where} is already in use`, { cause });
+    case "EADDRNOTAVAIL":
+      return new ConnectionError(
+        "ADDRESS_UNAVAILABLE",
+        `${where} is not an address of this machine`,
+        { cause },
+      );
+    case "EACCES":
+      return new ConnectionError("ADDRESS_UNAVAILABLE", `no permission to listen on ${where}`, {
+        cause,
+      });
+    default:
+      return new ConnectionError("BAD_ADDRESS", `cannot listen on ${where}`, { cause });
+  }
+}
+
+const DIAL_ERRORS: Readonly<Record<string, [ConnectionErrorCode, string]>> = {
+  ECONNREFUSED: ["REFUSED", "connection refused"],
+  ENETUNREACH: ["UNREACHABLE", "network unreachable"],
+  EHOSTUNREACH: ["UNREACHABLE", "host unreachable"],
+  ETIMEDOUT: ["TIMEOUT", "timed out"],
+  ENOTFOUND: ["BAD_ADDRESS", "host not found"],
+  EAI_NONAME: ["BAD_ADDRESS", "host not found"],
+  EADDRNOTAVAIL: ["UNREACHABLE", "address not available"],
+};
+
+function dialError(cause: unknown): ConnectionError {
+  const code = errorCode(cause);
+  const known = code ? DIAL_ERRORS[code] : undefined;
+  if (known) return new ConnectionError(known[0], known[1], { cause });
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return new ConnectionError("UNREACHABLE", code ? `${message} (${code})` : message, { cause });
+}
