@@ -34,11 +34,14 @@ export async function compile(outfile: string, target?: string): Promise<void> {
     new Response(proc.stderr).text(),
     proc.exited,
   ]);
-  if (code !== 0) throw new Error(`bun build ${target ?? "(host)"} failed (${code}):\n${out}${err}`);
+  if (code !== 0)
+    throw new Error(`bun build ${target ?? "(host)"} failed (${code}):\n${out}${err}`);
 }
 
 async function sha256(path: string): Promise<string> {
-  return createHash("sha256").update(await readFile(path)).digest("hex");
+  return createHash("sha256")
+    .update(await readFile(path))
+    .digest("hex");
 }
 
 if (import.meta.main) {
@@ -56,7 +59,9 @@ if (import.meta.main) {
       await compile(outfile, target);
       const size = Bun.file(outfile).size;
       sums.push(`${await sha256(outfile)}  ${file}`);
-      console.log(`${file}  ${(size / 1e6).toFixed(1)} MB  ${((performance.now() - started) / 1000).toFixed(1)} s`);
+      console.log(
+        `${file}  ${(size / 1e6).toFixed(1)} MB  ${((performance.now() - started) / 1000).toFixed(1)} s`,
+      );
     }
     await writeFile(join(dist, "SHA256SUMS"), `${sums.join("\n")}\n`);
     console.log(`${basename(dist)}/SHA256SUMS written`);

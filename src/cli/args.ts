@@ -129,6 +129,12 @@ export function parseChatArgs(rawArgs: string[]): ChatOptions {
     throw new ConfigError("BAD_ARGUMENT", "PEER_HOST needs a PEER_PORT after it");
   }
   const [hostArg, portArg, peerHost, peerPort] = positionals;
+  if (hostArg !== undefined && portArg === undefined && /^\d+$/.test(hostArg)) {
+    throw new ConfigError(
+      "BAD_ADDRESS",
+      `"${hostArg}" looks like a port; give the host first: peerchat 127.0.0.1 ${hostArg}`,
+    );
+  }
   const host = hostArg === undefined ? DEFAULT_HOST : parseHost(hostArg, "listen address");
   const port = portArg === undefined ? DEFAULT_PORT : parsePort(portArg, "PORT", true);
   const peers: Endpoint[] = [];

@@ -1,0 +1,211 @@
+import { expect } from "bun:test";
+import { CliProcess, type Launcher, listenPortOf } from "../helpers/cli.ts";
+import { waitFor } from "../helpers/wait-for.ts";
+
+/** Time limit for one scenario: it starts several processes (and may wait for a redial). */
+export const SCENARIO_TIMEOUT_MS = 30_000;
+
+/** Every peer process started by a scenario, stopped by `stopAll`. */
+const running: CliProcess[] = [];
+
+function start(launcher: Launcher, args: string[]): CliProcess {
+  const p = new CliProcess(launcher, args);
+  running.push(p);
+  return p;
+}
+
+export async function stopAll(): Promise<void> {
+  await Promise.all(running.splice(0).map((p) => p.stop()));
+}
+
+const chatLine = (nick: string, text: string) =>
+  new RegExp(`^\\[\\d\\d:\\d\\d:\\d\\d\\] <${nick}> ${text}$`);
+const count = (p: CliProcess, re: RegExp) => p.stdout.filter((l) => re.test(l)).length;
+
+/**
+ * The README's three-peer chain, typed exactly as the README shows it
+ * (`peerchat localhost PORT localhost PEER_PORT`), lines piped into each peer.
+ */
+export async function readmeChain(launcher: Launcher): Promise<void> {
+  const a = start(launcher, ["localhost", "0"]);
+  const portA = await listenPortOf(a);
+  const b = start(launcher, ["localhost", "0", "localhost", String(portA)]);
+  const portB = await listenPortOf(b);
+  const c = start(launcher, ["localhost", "0", "localhost", String(portB)]);
+  const portC = await listenPortOf(c);
+  const nicks = [`localhost:${portA}`, `localhost:${portB}`, `localhost:${portC}`];
+  await a.waitForLine(`connected to ${nicks[1]} (127.0.0.1:${portB})`);
+  await c.waitForLine(`connected to ${nicks[1]} (127.0.0.1:${portB})`);
+
+  const peers = [a, b, c];
+  for (const [i, p] of peers.entries()) p.send(`hello from peer ${i}`);
+  for (const [i, p] of peers.entries()) p.send(`second line from peer ${i}`);
+  for (const [i, nick] of nicks.entries()) {
+    for (const text of [`hello from peer ${i}`, `second line from peer ${i}`]) {
+      const re = chatLine(nick.replace(/\./g, "\\."), text);
+      for (const p of peers) await p.waitForLine(re);
+    }
+  }
+  // Give any stray duplicate time to show up, then count: exactly once everywhere.
+  await b.waitForLine("second line from peer 2");
+  await Bun.sleep(200);
+  for (const [i, nick] of nicks.entries()) {
+    for (const p of peers) {
+      expect(count(p, chatLine(nick.replace(/\./g, "\\."), `hello from peer ${i}`))).toBe(1);
+      expect(count(p, chatLine(nick.replace(/\./g, "\\."), `second line from peer ${i}`))).toBe(1);
+    }
+  }
+
+  // /quit leaves gracefully: exit 0 within a second, and the neighbour is told why.
+  const quitAt = performance.now();
+  c.send("/quit");
+  expect(await c.exited).toBe(0);
+  expect(performance.now() - quitAt).toBeLessThan(1000);
+  await b.waitForLine(`${nicks[2]} left: quit`);
+}
+
+/** The same chain in --json mode: stdout is NDJSON only. */
+export async function jsonChain(launcher: Launcher): Promise<void> {
+  const a = start(launcher, ["127.0.0.1", "0", "--json", "--nick", "alice"]);
+  const portA = await listenPortOf(a);
+  const b = start(launcher, [
+    "127.0.0.1",
+    "0",
+    "127.0.0.1",
+    String(portA),
+    "--json",
+    "--nick",
+    "bob",
+  ]);
+  const portB = await listenPortOf(b);
+  const c = start(launcher, [
+    "127.0.0.1",
+    "0",
+    "--peer",
+    `127.0.0.1:${portB}`,
+    "--json",
+    "--nick",
+    "carol",
+  ]);
+  await c.waitForLine('"type":"peer-up"');
+  await a.waitForLine('"nick":"bob"');
+  a.send("hi from alice");
+  c.send("hi from carol");
+  await c.waitForLine("hi from alice");
+  await a.waitForLine("hi from carol");
+
+  for (const p of [a, b, c]) {
+    const events = p.events(); // throws if any line is not JSON
+    expect(events[0]).toMatchObject({ type: "ready", version: expect.any(String) });
+    expect(events[0]?.nodeId).toMatch(/^[0-9a-f]{64}$/);
+  }
+  const atC = c.events().find((e) => e.type === "message" && e.text === "hi from alice");
+  expect(atC).toMatchObject({ type: "message", nick: "alice", seq: 1, hops: 2, own: false });
+  expect(atC?.id).toMatch(/^[0-9a-f]{32}$/);
+  expect(atC?.origin).toBe(a.events()[0]?.nodeId);
+  expect(typeof atC?.sentAt).toBe("number");
+  expect(typeof atC?.receivedAt).toBe("number");
+  const upAtA = a.events().find((e) => e.type === "peer-up");
+  expect(upAtA).toMatchObject({ nick: "bob", address: `127.0.0.1:${portB}`, direction: "inbound" });
+
+  // Commands answer in JSON too.
+  b.send("/peers");
+  const peersLine = await b.waitForLine('"type":"peers"');
+  expect((JSON.parse(peersLine) as { peers: unknown[] }).peers).toHaveLength(2);
+  b.signal("SIGTERM");
+  expect(await b.exited).toBe(0);
+  const down = await a.waitForLine('"type":"peer-down"');
+  expect(JSON.parse(down)).toMatchObject({ nick: "bob", reason: "shutting down" });
+}
+
+/** `peerchat send` reaches a running peer, and fails clearly when there is none. */
+export async function oneShotSend(launcher: Launcher): Promise<void> {
+  const a = start(launcher, ["127.0.0.1", "0", "--nick", "alice"]);
+  const portA = await listenPortOf(a);
+  const b = start(launcher, ["127.0.0.1", "0", "127.0.0.1", String(portA), "--nick", "bob"]);
+  await b.waitForLine("connected to alice");
+
+  const send = start(launcher, [
+    "send",
+    `127.0.0.1:${portA}`,
+    "sent in one shot",
+    "--nick",
+    "oneshot",
+  ]);
+  expect(await send.exited).toBe(0);
+  await a.waitForLine(chatLine("oneshot", "sent in one shot"));
+  await b.waitForLine(chatLine("oneshot", "sent in one shot"));
+  await a.waitForLine("oneshot left: sent");
+
+  // Nobody listening on the port we just freed.
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const deadPort = probe.port;
+  probe.stop(true);
+  const failed = start(launcher, ["send", `127.0.0.1:${deadPort}`, "into the void"]);
+  expect(await failed.exited).toBe(1);
+  await failed.waitForLog(`could not reach 127.0.0.1:${deadPort}: connection refused`);
+}
+
+/** What a user meets when things go wrong: clear lines and exit codes. */
+export async function failures(launcher: Launcher): Promise<void> {
+  const a = start(launcher, ["127.0.0.1", "0"]);
+  const port = await listenPortOf(a);
+  const clash = start(launcher, ["127.0.0.1", String(port)]);
+  expect(await clash.exited).toBe(1);
+  await clash.waitForLog(`127.0.0.1:${port} is already in use`);
+
+  const badPort = start(launcher, ["127.0.0.1", "70000"]);
+  expect(await badPort.exited).toBe(2);
+  await badPort.waitForLog("PORT must be a number from 0 to 65535");
+  await badPort.waitForLog("usage: peerchat");
+
+  const unknown = start(launcher, ["--colour"]);
+  expect(await unknown.exited).toBe(2);
+  await unknown.waitForLog("--colour");
+
+  const version = start(launcher, ["--version"]);
+  expect(await version.exited).toBe(0);
+  const pkg = (await Bun.file(new URL("../../package.json", import.meta.url)).json()) as {
+    version: string;
+  };
+  await version.waitForLine(pkg.version);
+
+  // A bootstrap peer that is down: a warning, the peer keeps listening and joins once it is up.
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const latePort = probe.port;
+  probe.stop(true);
+  const early = start(launcher, [
+    "127.0.0.1",
+    "0",
+    "127.0.0.1",
+    String(latePort),
+    "--nick",
+    "early",
+  ]);
+  await early.waitForLog(`could not reach 127.0.0.1:${latePort}: connection refused; retrying in`);
+  const late = start(launcher, ["127.0.0.1", String(latePort), "--nick", "late"]);
+  await late.waitForLine("connected to early", 15_000);
+  late.send("you made it");
+  await early.waitForLine(chatLine("late", "you made it"));
+}
+
+/** Piped input ending does not stop the peer; it stays a relay. Display is neutralised. */
+export async function headlessRelay(launcher: Launcher): Promise<void> {
+  const relay = start(launcher, ["127.0.0.1", "0", "--nick", "relay"]);
+  const port = await listenPortOf(relay);
+  relay.endInput();
+  const a = start(launcher, ["127.0.0.1", "0", "127.0.0.1", String(port), "--nick", "left"]);
+  const b = start(launcher, ["127.0.0.1", "0", "127.0.0.1", String(port), "--nick", "right"]);
+  await relay.waitForLine("connected to right");
+  await waitFor(
+    () =>
+      a.stdout.some((l) => l.includes("connected to relay")) &&
+      b.stdout.some((l) => l.includes("connected to relay")),
+  );
+  a.send("through the headless relay");
+  await b.waitForLine(chatLine("left", "through the headless relay"));
+  // Right-to-left override: harmless bytes on the wire, but shown as a visible escape.
+  a.send("evil \u202Etxt.exe");
+  await b.waitForLine("evil \\u{202e}txt.exe");
+  expect(b.stdout.some((l) => l.includes("\u202E"))).toBe(false);
+}

@@ -1,0 +1,14 @@
+import { expect, test } from "bun:test";
+import { backoffMs, jitter } from "../../src/node/backoff.ts";
+
+test("back-off doubles from 1 s and stops at 30 s", () => {
+  expect([0, 1, 2, 3, 4, 5, 6, 50].map((n) => backoffMs(n))).toEqual([
+    1000, 2000, 4000, 8000, 16_000, 30_000, 30_000, 30_000,
+  ]);
+});
+
+test("jitter stays within ±20 %", () => {
+  expect(jitter(1000, () => 0)).toBe(800);
+  expect(jitter(1000, () => 0.5)).toBe(1000);
+  expect(jitter(1000, () => 0.999999)).toBe(1200);
+});
