@@ -29,8 +29,13 @@ export class ChatSession {
       case "chat":
         for (const text of action.texts) {
           const outcome = node.sendChat(text);
-          if (outcome.status === "invalid")
+          if (outcome.status === "invalid") {
             this.output.error("bad-input", `not sent: ${outcome.reason}`, { show: true });
+          } else if (outcome.neighbours === 0) {
+            this.output.error("no-neighbours", "nobody is connected: that message reached no one", {
+              show: true,
+            });
+          }
         }
         return;
       case "unknown-command":

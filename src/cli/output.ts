@@ -12,7 +12,12 @@ import {
 } from "./format.ts";
 
 /** Stable codes of `error` events. */
-export type OutputErrorCode = "connect-failed" | "protocol" | "bad-input" | "unknown-command";
+export type OutputErrorCode =
+  | "connect-failed"
+  | "protocol"
+  | "bad-input"
+  | "unknown-command"
+  | "no-neighbours";
 
 /** What the chat shows, in human or JSON form. */
 export interface Output {
@@ -51,7 +56,7 @@ export function humanOutput(print: (line: string) => void): Output {
     },
     peers(peers, now) {
       if (peers.length === 0) {
-        print(formatInfoLine("no neighbours yet"));
+        print(formatInfoLine("no neighbours"));
         return;
       }
       print(formatInfoLine(`${peers.length} neighbour${peers.length === 1 ? "" : "s"}:`));
@@ -104,7 +109,7 @@ export function jsonOutput(write: (line: string) => void): Output {
         own: m.own,
       }),
     peerUp: (p) => emit({ type: "peer-up", ...peer(p) }),
-    peerDown: (p) => emit({ type: "peer-down", ...peer(p), reason: p.reason }),
+    peerDown: (p) => emit({ type: "peer-down", ...peer(p), reason: p.reason, by: p.by }),
     error: (code, message, extra) =>
       emit({
         type: "error",

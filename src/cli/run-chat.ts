@@ -37,14 +37,6 @@ export async function runChat(options: ChatOptions): Promise<number> {
     ...(options.nick ? { nick: options.nick } : {}),
   });
   const node = peer.node;
-  node.events.on("message", (m) => output.message(m));
-  node.events.on("peer-up", (p) => output.peerUp(p));
-  node.events.on("peer-down", (p) => output.peerDown(p));
-  node.events.on("link-problem", (p) =>
-    output.error("protocol", `${p.nick ?? "connection"} ${p.reason}`, { address: p.address }),
-  );
-  output.ready({ nodeId: node.nodeIdHex, listen: peer.listen, nick: node.nick, version: VERSION });
-
   let quitReason: string | undefined;
   let requestQuit: (reason: string) => void = () => {};
   const quitRequested = new Promise<string>((resolve) => {
@@ -54,6 +46,17 @@ export async function runChat(options: ChatOptions): Promise<number> {
       resolve(reason);
     };
   });
+  node.events.on("message", (m) => output.message(m));
+  node.events.on("peer-up", (p) => output.peerUp(p));
+  node.events.on("peer-down", (p) => {
+    // Our own leaving closes every link; saying so for each neighbour would only confuse.
+    if (quitReason === undefined || options.json) output.peerDown(p);
+  });
+  node.events.on("link-problem", (p) =>
+    output.error("protocol", `${p.nick ?? "connection"} ${p.reason}`, { address: p.address }),
+  );
+  output.ready({ nodeId: node.nodeIdHex, listen: peer.listen, nick: node.nick, version: VERSION });
+
   const session = new ChatSession(peer, output, () => requestQuit("quit"));
   const onSignal = (signal: NodeJS.Signals) =>
     requestQuit(signal === "SIGTERM" ? "shutting down" : "quit");

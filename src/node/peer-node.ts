@@ -70,9 +70,11 @@ export interface FloodDelivery {
   readonly hops: number;
 }
 
-/** A link that closed, or never completed its handshake. */
+/** A neighbour's link that closed. */
 export interface PeerDown extends NeighbourInfo {
   readonly reason: string;
+  /** `remote`: the neighbour left or the link failed. `local`: this node closed it. */
+  readonly by: "local" | "remote";
 }
 
 /** A connection that failed before or instead of becoming a neighbour, or broke the protocol. */
@@ -564,7 +566,8 @@ export class PeerNode {
       link.dial = undefined;
     }
     if (wasEstablished) {
-      this.events.emit("peer-down", { ...this.info(link), reason });
+      const by = link.remoteReason !== undefined ? "remote" : info.by;
+      this.events.emit("peer-down", { ...this.info(link), reason, by });
     } else if (!link.superseded) {
       this.log.debug(`connection ${where} closed before handshake: ${reason}`);
     }

@@ -115,7 +115,7 @@ export async function jsonChain(launcher: Launcher): Promise<void> {
   b.signal("SIGTERM");
   expect(await b.exited).toBe(0);
   const down = await a.waitForLine('"type":"peer-down"');
-  expect(JSON.parse(down)).toMatchObject({ nick: "bob", reason: "shutting down" });
+  expect(JSON.parse(down)).toMatchObject({ nick: "bob", reason: "shutting down", by: "remote" });
 }
 
 /** `peerchat send` reaches a running peer, and fails clearly when there is none. */
@@ -136,6 +136,12 @@ export async function oneShotSend(launcher: Launcher): Promise<void> {
   await a.waitForLine(chatLine("oneshot", "sent in one shot"));
   await b.waitForLine(chatLine("oneshot", "sent in one shot"));
   await a.waitForLine("oneshot left: sent");
+
+  // A message typed with nobody connected says so instead of vanishing.
+  const alone = start(launcher, ["127.0.0.1", "0", "--nick", "alone"]);
+  await listenPortOf(alone);
+  alone.send("anyone there?");
+  await alone.waitForLine("nobody is connected: that message reached no one");
 
   // Nobody listening on the port we just freed.
   const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });

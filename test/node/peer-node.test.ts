@@ -254,7 +254,7 @@ describe("PeerNode links", () => {
     await waitFor(() => a.node.neighbours().length === 1);
     raw.stream.write(encodeBye("see you"));
     await waitFor(() => a.downs.length === 1);
-    expect(a.downs[0]).toMatchObject({ nick: "bob", reason: "see you" });
+    expect(a.downs[0]).toMatchObject({ nick: "bob", reason: "see you", by: "remote" });
   });
 
   test("an ERROR from the neighbour closes the link with its message", async () => {

@@ -57,6 +57,7 @@ test("a neighbour that stops reading while 50 MB is published is dropped; the ot
     "sloth dropped",
   );
   expect(down.reason).toContain("slow consumer");
+  expect(down.by).toBe("local");
   expect(hub.log.find("slow consumer").some((e) => e.type === "warn")).toBe(true);
   console.log(
     `max pending towards the stopped reader: ${maxPendingToSlow} bytes (cap ${MAX_PENDING_BYTES})`,
