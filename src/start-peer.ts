@@ -1,4 +1,5 @@
 import type { ConsolaInstance } from "consola";
+import { DEFAULT_DEGREE, Mesh } from "./node/mesh.ts";
 import {
   type ConnectOutcome,
   DEFAULT_MAX_PEERS,
@@ -6,6 +7,7 @@ import {
   type WireTap,
 } from "./node/peer-node.ts";
 import { PinnedPeers } from "./node/pinned-peers.ts";
+import { PresenceTracker } from "./node/presence.ts";
 import { MAX_NICK_BYTES } from "./protocol/constants.ts";
 import { truncateUtf8 } from "./protocol/control.ts";
 import type { Endpoint } from "./transport/byte-stream.ts";
@@ -23,6 +25,8 @@ export interface PeerConfig {
   /** Display name; default `HOST:PORT` of the listener. */
   readonly nick?: string;
   readonly maxPeers?: number;
+  /** Links to keep (dialling known peers when short); 0 = only the peers named. Default 4. */
+  readonly degree?: number;
   readonly logger: ConsolaInstance;
   /** Test hooks. */
   readonly nodeId?: Uint8Array;
@@ -30,15 +34,19 @@ export interface PeerConfig {
   readonly handshakeTimeoutMs?: number;
 }
 
-/** A running peer: its node, its listener and its pinned addresses. */
+/** A running peer: its node, its listener, its mesh and its view of who is here. */
 export interface RunningPeer {
   readonly node: PeerNode;
+  readonly mesh: Mesh;
+  readonly presence: PresenceTracker;
   /** Where it listens; the port is the real one when 0 was asked for. */
   readonly listen: Endpoint;
   /** Dials `endpoint` and keeps it linked, like a bootstrap peer. */
   connect(endpoint: Endpoint): Promise<ConnectOutcome>;
-  /** BYE to every neighbour, flushed; stops listening and redialling. */
+  /** LEAVE to the network, BYE to every neighbour, flushed; stops listening and redialling. */
   close(reason?: string): Promise<void>;
+  /** Stops at once with no goodbye, as a crash would (for tests of the network's healing). */
+  abort(): void;
 }
 
 /**
@@ -73,19 +81,38 @@ export function startPeer(config: PeerConfig): RunningPeer {
   }
   const peerNode = node;
   const pinned = new PinnedPeers(peerNode, config.logger);
+  const mesh = new Mesh(peerNode, {
+    degree: config.degree ?? DEFAULT_DEGREE,
+    maxPeers: config.maxPeers ?? DEFAULT_MAX_PEERS,
+    logger: config.logger,
+    isPinned: (endpoint) => pinned.has(endpoint),
+  });
+  const presence = new PresenceTracker(peerNode);
   for (const endpoint of config.peers ?? []) void pinned.add(endpoint);
   let closing: Promise<void> | undefined;
+  const stopBackground = () => {
+    listener.close();
+    pinned.close();
+    mesh.stop();
+  };
   return {
     node: peerNode,
+    mesh,
+    presence,
     listen,
     connect: (endpoint) => pinned.add(endpoint),
     close(reason = "quit") {
       closing ??= (async () => {
-        listener.close();
-        pinned.close();
+        stopBackground();
+        presence.leave(reason);
         await peerNode.close(reason);
       })();
       return closing;
+    },
+    abort() {
+      stopBackground();
+      presence.stop();
+      peerNode.abort();
     },
   };
 }

@@ -1,6 +1,7 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { defineCommand } from "citty";
 import { ConfigError } from "../errors.ts";
+import { DEFAULT_DEGREE } from "../node/mesh.ts";
 import { DEFAULT_MAX_PEERS } from "../node/peer-node.ts";
 import { nickProblem } from "../protocol/text.ts";
 import type { Endpoint } from "../transport/byte-stream.ts";
@@ -22,6 +23,7 @@ export interface ChatOptions {
   readonly nick: string | undefined;
   readonly json: boolean;
   readonly maxPeers: number;
+  readonly degree: number;
   readonly verbosity: Verbosity;
 }
 
@@ -74,6 +76,11 @@ export const chatCommand = defineCommand({
       description: `Connection cap; extra inbound connections are refused (default ${DEFAULT_MAX_PEERS})`,
       valueHint: "N",
     },
+    degree: {
+      type: "string",
+      description: `Links to keep, dialling known peers when short; 0 = only the peers named (default ${DEFAULT_DEGREE})`,
+      valueHint: "D",
+    },
   },
 });
 
@@ -121,6 +128,7 @@ export function parseChatArgs(rawArgs: string[]): ChatOptions {
     ...SHARED_OPTIONS,
     peer: { type: "string", short: "p", multiple: true },
     "max-peers": { type: "string" },
+    degree: { type: "string" },
   });
   if (positionals.length > 4) {
     throw new ConfigError("BAD_ARGUMENT", `too many arguments: ${positionals.slice(4).join(" ")}`);
@@ -153,6 +161,22 @@ export function parseChatArgs(rawArgs: string[]): ChatOptions {
     }
     maxPeers = Number(text);
   }
+  let degree = DEFAULT_DEGREE;
+  if (values.degree !== undefined) {
+    if (!/^\d{1,4}$/.test(values.degree)) {
+      throw new ConfigError(
+        "BAD_ARGUMENT",
+        `--degree must be a number (0 or more), not "${values.degree}"`,
+      );
+    }
+    degree = Number(values.degree);
+  }
+  if (degree > maxPeers) {
+    throw new ConfigError(
+      "BAD_ARGUMENT",
+      `--degree ${degree} is more than --max-peers ${maxPeers}`,
+    );
+  }
   return {
     host,
     port,
@@ -160,6 +184,7 @@ export function parseChatArgs(rawArgs: string[]): ChatOptions {
     nick: checkNick(values.nick),
     json: values.json ?? false,
     maxPeers,
+    degree,
     verbosity: verbosity(values),
   };
 }

@@ -16,7 +16,7 @@ export const ExitCode = {
 } as const;
 
 /** Options that take a value, so the word after them is not a command name. */
-const VALUE_OPTIONS = new Set(["--nick", "-n", "--peer", "-p", "--max-peers"]);
+const VALUE_OPTIONS = new Set(["--nick", "-n", "--peer", "-p", "--max-peers", "--degree"]);
 
 const EXAMPLES = `EXAMPLES
 
@@ -73,7 +73,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 const SHORT_USAGE = `usage: peerchat [HOST] [PORT] [PEER_HOST PEER_PORT] [--peer HOST:PORT]... [--nick NAME] [--json]
-              [--max-peers N] [--verbose | --quiet | --trace]
+              [--degree D] [--max-peers N] [--verbose | --quiet | --trace]
        peerchat send HOST:PORT TEXT [--nick NAME] [--json]
 Try 'peerchat --help' for more.`;
 

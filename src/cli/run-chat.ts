@@ -33,6 +33,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
     host: options.host,
     port: options.port,
     maxPeers: options.maxPeers,
+    degree: options.degree,
     logger,
     ...(options.nick ? { nick: options.nick } : {}),
   });

@@ -65,6 +65,8 @@ export interface Connection {
    */
   send(frame: Uint8Array): boolean;
   close(request: CloseRequest): void;
+  /** Drops the connection at once, unflushed, with no frame: a crash as the remote sees it. */
+  abort(): void;
 }
 
 let nextConnectionId = 1;
@@ -151,6 +153,12 @@ export class FrameConnection implements Connection {
         this.stream.end();
         break;
     }
+  }
+
+  abort(): void {
+    if (this.reported) return;
+    this.localClose ??= { by: "local", reason: "aborted" };
+    this.stream.destroy();
   }
 
   private onData(chunk: Uint8Array): void {

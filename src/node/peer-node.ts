@@ -6,6 +6,7 @@ import {
   decodeBye,
   decodeError,
   decodeNonce,
+  encodePing,
   encodePong,
   type WireError,
 } from "../protocol/control.ts";
@@ -13,6 +14,8 @@ import { describeFrame } from "../protocol/describe.ts";
 import type { Frame } from "../protocol/frame-decoder.ts";
 import { decodeHello, encodeHello, type Hello } from "../protocol/hello.ts";
 import { compareBytes, hex } from "../protocol/hex.ts";
+import { decodePeers, type PeerAddress } from "../protocol/peers.ts";
+import type { Presence } from "../protocol/presence.ts";
 import { nickProblem, textProblem } from "../protocol/text.ts";
 import type { ByteStream, Direction, Endpoint } from "../transport/byte-stream.ts";
 import { formatEndpoint } from "../transport/byte-stream.ts";
@@ -28,6 +31,18 @@ export const HANDSHAKE_TIMEOUT_MS = 5000;
 /** Default cap on connections (inbound and outbound, handshaking included). */
 export const DEFAULT_MAX_PEERS = 64;
 
+/** A neighbour silent this long is sent a PING. */
+export const PING_AFTER_IDLE_MS = 10_000;
+
+/** A neighbour silent this long is dead: no FIN, no RST (frozen, unplugged), but gone. */
+export const DEAD_AFTER_IDLE_MS = 30_000;
+
+/** Busy links are still pinged this often, to keep their round-trip time current. */
+export const RTT_REFRESH_MS = 30_000;
+
+/** Liveness is checked this often. */
+export const HEARTBEAT_INTERVAL_MS = 1000;
+
 /** A neighbour: a peer linked to us directly, handshake done. */
 export interface NeighbourInfo {
   /** Hex of the neighbour's 32-byte node id. */
@@ -41,6 +56,8 @@ export interface NeighbourInfo {
   /** The neighbour's listen port from its HELLO; 0 if it does not accept connections. */
   readonly listenPort: number;
   readonly pendingBytes: number;
+  /** Latest PING round trip in milliseconds, once measured. */
+  readonly rttMs: number | undefined;
 }
 
 /** A chat message, delivered once per node. */
@@ -62,12 +79,18 @@ export interface ChatMessage {
   readonly own: boolean;
 }
 
-/** A FLOOD of any kind, after the relay accepted it (for layers that add kinds). */
+/** Any FLOOD from another node, once the relay accepted it (chat, presence, unknown kinds). */
 export interface FloodDelivery {
   readonly kind: number;
+  /** Hex node id of the author. */
   readonly origin: string;
-  readonly body: Uint8Array;
+  /** Links crossed to reach us (1 from a neighbour). */
   readonly hops: number;
+  /** The author's nick, for kinds that carry one. */
+  readonly nick: string | undefined;
+  readonly presence: Presence | undefined;
+  /** The raw body; a view valid only during the event. */
+  readonly body: Uint8Array;
 }
 
 /** A neighbour's link that closed. */
@@ -94,6 +117,8 @@ export interface NodeEvents {
   flood: FloodDelivery;
   /** A connection closed by us for a protocol violation, or refused by the remote. */
   "link-problem": LinkProblem;
+  /** A neighbour told us about peers it is linked to. */
+  peers: { readonly from: NeighbourInfo; readonly peers: readonly PeerAddress[] };
 }
 
 /** Outcome of {@link PeerNode.connect}. */
@@ -159,6 +184,13 @@ interface Link {
   remoteReason: string | undefined;
   /** Resolved when the connection has closed. */
   readonly closeWaiters: Array<() => void>;
+  /** Liveness: frames seen at the last heartbeat, and when that count last moved. */
+  framesSeen: number;
+  lastFrameAt: number;
+  /** The PING awaiting its PONG, if any. */
+  ping: { readonly nonce: bigint; readonly sentAt: number } | undefined;
+  lastRttAt: number;
+  rttMs: number | undefined;
 }
 
 /**
@@ -187,6 +219,7 @@ export class PeerNode {
   /** Established links by neighbour node id (hex): at most one per neighbour. */
   private readonly neighbourLinks = new Map<string, Link>();
   private closing = false;
+  private heartbeat: TimerHandle | undefined;
 
   constructor(options: PeerNodeOptions) {
     const problem = nickProblem(options.nick);
@@ -210,6 +243,7 @@ export class PeerNode {
       options.seenMaxEntries ?? SEEN_MAX_ENTRIES,
     );
     this.relay = new Relay(this.nodeId, seen, () => this.clock.now());
+    this.scheduleHeartbeat();
   }
 
   /** The nick this node writes into its messages. */
@@ -243,6 +277,33 @@ export class PeerNode {
   /** True if a link to this node id (hex) is established. */
   isNeighbour(nodeIdHex: string): boolean {
     return this.neighbourLinks.has(nodeIdHex);
+  }
+
+  /** Established links. */
+  get neighbourCount(): number {
+    return this.neighbourLinks.size;
+  }
+
+  /** Sends an encoded frame to one neighbour; false if it is not a neighbour or not taking it. */
+  sendTo(nodeIdHex: string, frame: Uint8Array): boolean {
+    const link = this.neighbourLinks.get(nodeIdHex);
+    return link ? this.send(link, frame) : false;
+  }
+
+  /**
+   * Floods a message of any kind from this node to every neighbour (presence and later
+   * kinds use this; chat has {@link sendChat}). Returns how many neighbours took it.
+   */
+  broadcast(kind: number, body: Uint8Array): number {
+    const { flood, frame } = this.relay.originate(kind, body);
+    let sent = 0;
+    for (const link of this.neighbourLinks.values()) if (this.send(link, frame)) sent++;
+    if (this.tracing) {
+      this.log.trace(
+        `relay ${hex(flood.id).slice(0, 8)} originated kind=${kind} seq=${flood.seq}, sent to ${this.names(this.neighbourLinks.values())}`,
+      );
+    }
+    return sent;
   }
 
   /** Bytes queued towards neighbours, summed: callers pace bulk sends on it. */
@@ -280,6 +341,11 @@ export class PeerNode {
       superseded: false,
       remoteReason: undefined,
       closeWaiters: [],
+      framesSeen: 0,
+      lastFrameAt: this.clock.now(),
+      ping: undefined,
+      lastRttAt: this.clock.now(),
+      rttMs: undefined,
     };
     this.links.add(link);
     conn.start({
@@ -358,6 +424,7 @@ export class PeerNode {
   async close(reason = "quit"): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    this.clock.clearTimeout(this.heartbeat);
     const closed = [...this.links].map(
       (link) =>
         new Promise<void>((resolve) => {
@@ -379,6 +446,16 @@ export class PeerNode {
     this.clock.clearTimeout(timer);
   }
 
+  /**
+   * Stops at once without a goodbye: every connection is dropped unflushed. What a
+   * crash looks like to the neighbours; for fatal errors and for tests.
+   */
+  abort(): void {
+    this.closing = true;
+    this.clock.clearTimeout(this.heartbeat);
+    for (const link of [...this.links]) link.conn.abort();
+  }
+
   private onFrame(link: Link, frame: Frame): void {
     if (this.tap?.frameIn) this.tap.frameIn(link.key, link.conn, frame);
     if (this.tracing)
@@ -394,9 +471,15 @@ export class PeerNode {
       case FrameType.Ping:
         this.send(link, encodePong(decodeNonce(frame.payload, "PING")));
         return;
-      case FrameType.Pong:
-        decodeNonce(frame.payload, "PONG");
+      case FrameType.Pong: {
+        const nonce = decodeNonce(frame.payload, "PONG");
+        if (link.ping?.nonce === nonce) {
+          link.rttMs = this.clock.now() - link.ping.sentAt;
+          link.lastRttAt = this.clock.now();
+          link.ping = undefined;
+        }
         return;
+      }
       case FrameType.Bye:
         link.remoteReason = decodeBye(frame.payload) || "left";
         link.conn.close({ kind: "quiet", reason: link.remoteReason });
@@ -408,7 +491,7 @@ export class PeerNode {
       case FrameType.Hello:
         throw new ProtocolError("BAD_HANDSHAKE", "second HELLO on an established link");
       case FrameType.Peers:
-        // Reserved in v1 for the mesh's peer exchange: accepted and ignored.
+        this.events.emit("peers", { from: this.info(link), peers: decodePeers(frame.payload) });
         return;
       default:
         if (frame.type === 0x00)
@@ -515,6 +598,16 @@ export class PeerNode {
           );
         }
         const origin = hex(flood.origin);
+        this.events.emit("flood", {
+          kind: flood.kind,
+          origin,
+          hops: flood.hops + 1,
+          nick:
+            chat?.nick ??
+            (outcome.presence && "nick" in outcome.presence ? outcome.presence.nick : undefined),
+          presence: outcome.presence,
+          body: flood.body,
+        });
         if (chat) {
           this.events.emit("message", {
             id: hex(flood.id),
@@ -526,13 +619,6 @@ export class PeerNode {
             receivedAt: this.clock.now(),
             hops: flood.hops + 1,
             own: false,
-          });
-        } else {
-          this.events.emit("flood", {
-            kind: flood.kind,
-            origin,
-            body: flood.body.slice(),
-            hops: flood.hops + 1,
           });
         }
         return;
@@ -574,6 +660,45 @@ export class PeerNode {
     for (const resolve of link.closeWaiters) resolve();
   }
 
+  /**
+   * Liveness, on our own timer (Bun's socket timeout is not reset by incoming data):
+   * a neighbour silent for 10 s gets a PING, one silent for 30 s is closed as dead.
+   * Activity is read from the connection's frame counter, so the hot path pays nothing.
+   */
+  private scheduleHeartbeat(): void {
+    this.clock.clearTimeout(this.heartbeat);
+    this.heartbeat = this.clock.setTimeout(() => {
+      this.checkLiveness();
+      if (!this.closing) this.scheduleHeartbeat();
+    }, HEARTBEAT_INTERVAL_MS);
+  }
+
+  private checkLiveness(): void {
+    const now = this.clock.now();
+    for (const link of this.neighbourLinks.values()) {
+      const frames = link.conn.stats.framesIn;
+      if (frames !== link.framesSeen) {
+        link.framesSeen = frames;
+        link.lastFrameAt = now;
+      }
+      const idle = now - link.lastFrameAt;
+      if (idle >= DEAD_AFTER_IDLE_MS) {
+        link.remoteReason = `timed out: no frame for ${Math.round(idle / 1000)} s`;
+        link.conn.close({ kind: "quiet", reason: link.remoteReason });
+        continue;
+      }
+      const pingDue = idle >= PING_AFTER_IDLE_MS || now - link.lastRttAt >= RTT_REFRESH_MS;
+      if (pingDue && link.ping === undefined) {
+        const nonce = crypto.getRandomValues(new BigUint64Array(1))[0] as bigint;
+        link.ping = { nonce, sentAt: now };
+        this.send(link, encodePing(nonce));
+      } else if (link.ping && now - link.ping.sentAt >= PING_AFTER_IDLE_MS) {
+        // Unanswered for 10 s: allow a fresh PING (the silence check above decides death).
+        link.ping = undefined;
+      }
+    }
+  }
+
   /** Sends one frame on a link; false if the link is closing or its reader is too slow. */
   private send(link: Link, frame: Uint8Array): boolean {
     if (this.tap?.frameOut) this.tap.frameOut(link.key, link.conn, frame);
@@ -592,6 +717,7 @@ export class PeerNode {
       since: link.since,
       listenPort: hello?.listenPort ?? 0,
       pendingBytes: link.conn.pendingBytes,
+      rttMs: link.rttMs,
     };
   }
 
@@ -599,7 +725,7 @@ export class PeerNode {
   private address(link: Link): Endpoint {
     const remote = link.conn.remote;
     const port = link.hello?.listenPort || remote.port;
-    return { host: remote.host, port };
+    return { host: unmapIPv4(remote.host), port };
   }
 
   private label(link: Link): string {
@@ -611,6 +737,11 @@ export class PeerNode {
     const names = [...links].map((l) => this.label(l));
     return names.length > 0 ? names.join(", ") : "nobody";
   }
+}
+
+/** `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) → `10.0.0.1`. */
+function unmapIPv4(host: string): string {
+  return host.startsWith("::ffff:") && host.includes(".") ? host.slice(7) : host;
 }
 
 function describeRemoteError(error: WireError): string {

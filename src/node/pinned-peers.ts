@@ -68,6 +68,11 @@ export class PinnedPeers {
     return this.attempt(pin);
   }
 
+  /** True if `endpoint` is pinned (its redials are ours, not the mesh's). */
+  has(endpoint: Endpoint): boolean {
+    return this.pins.has(formatEndpoint(endpoint));
+  }
+
   /** Stops all retries. */
   close(): void {
     this.stopped = true;

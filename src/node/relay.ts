@@ -2,6 +2,7 @@ import { ProtocolError } from "../errors.ts";
 import { type Chat, decodeChatBody, encodeChatBody } from "../protocol/chat.ts";
 import { FloodKind, MAX_HOPS, MESSAGE_ID_BYTES } from "../protocol/constants.ts";
 import { decodeFlood, encodeFlood, encodeFloodForward, type Flood } from "../protocol/flood.ts";
+import { decodePresenceBody, isPresenceKind, type Presence } from "../protocol/presence.ts";
 import { messageKey, type SeenCache } from "./seen-cache.ts";
 
 /** What happened to one received FLOOD. */
@@ -16,6 +17,7 @@ export type RelayOutcome =
       readonly flood: Flood;
       /** The decoded body for kinds this node understands; unknown kinds are relayed unread. */
       readonly chat: Chat | undefined;
+      readonly presence: Presence | undefined;
       /** The frame to relay (hops + 1), or undefined when the hop limit is reached. */
       readonly forward: Uint8Array | undefined;
     };
@@ -88,6 +90,7 @@ export class Relay {
   receive(payload: Uint8Array): RelayOutcome {
     let flood: Flood;
     let chat: Chat | undefined;
+    let presence: Presence | undefined;
     try {
       flood = decodeFlood(payload);
     } catch (error) {
@@ -98,21 +101,26 @@ export class Relay {
       this.stats.duplicates++;
       return { status: "duplicate", flood };
     }
-    if (flood.kind === FloodKind.Chat) {
-      try {
-        chat = decodeChatBody(flood.body);
-      } catch (error) {
-        return this.invalid(error);
-      }
+    try {
+      if (flood.kind === FloodKind.Chat) chat = decodeChatBody(flood.body);
+      else if (isPresenceKind(flood.kind)) presence = decodePresenceBody(flood.kind, flood.body);
+    } catch (error) {
+      return this.invalid(error);
     }
     this.seen.add(key);
     this.stats.accepted++;
     const hops = flood.hops + 1;
     if (hops >= MAX_HOPS) {
       this.stats.hopLimited++;
-      return { status: "accepted", flood, chat, forward: undefined };
+      return { status: "accepted", flood, chat, presence, forward: undefined };
     }
-    return { status: "accepted", flood, chat, forward: encodeFloodForward(payload, hops) };
+    return {
+      status: "accepted",
+      flood,
+      chat,
+      presence,
+      forward: encodeFloodForward(payload, hops),
+    };
   }
 
   private invalid(error: unknown): RelayOutcome {

@@ -29,6 +29,9 @@ export const MAX_NICK_BYTES = 32;
 export const MIN_TEXT_BYTES = 1;
 export const MAX_TEXT_BYTES = 4096;
 
+/** Longest LEAVE reason, in UTF-8 bytes. */
+export const MAX_REASON_BYTES = 256;
+
 /** A FLOOD is not forwarded once `hops + 1` would reach this. */
 export const MAX_HOPS = 16;
 
@@ -58,12 +61,24 @@ export const FRAME_TYPE_NAMES: Readonly<Record<number, string>> = {
 /** FLOOD `kind` byte. Relays forward every kind, known or not. */
 export const FloodKind = {
   Chat: 0x01,
+  /** Presence: a peer joined the network. Body: `nick:str`. */
+  Join: 0x02,
+  /** Presence: a peer is leaving. Body: `reason:str`. */
+  Leave: 0x03,
+  /** Presence: a peer changed its nick. Body: the new `nick:str`. */
+  Nick: 0x04,
+  /** Presence: a peer is still here (every 30 s). Body: `nick:str`. */
+  Alive: 0x05,
 } as const;
 export type FloodKind = (typeof FloodKind)[keyof typeof FloodKind];
 
 /** Human-readable FLOOD kind names, for traces. */
 export const FLOOD_TYPE_NAMES_BY_KIND: Readonly<Record<number, string>> = {
   [FloodKind.Chat]: "CHAT",
+  [FloodKind.Join]: "JOIN",
+  [FloodKind.Leave]: "LEAVE",
+  [FloodKind.Nick]: "NICK",
+  [FloodKind.Alive]: "ALIVE",
 };
 
 /** Codes carried in an ERROR frame (u16). Stable: other implementations match on them. */

@@ -1,9 +1,6 @@
 import { ByteReader } from "./byte-reader.ts";
 import { ByteWriter, encodeUtf8 } from "./byte-writer.ts";
-import { FrameType } from "./constants.ts";
-
-/** Longest reason or error message we send, in UTF-8 bytes; longer ones are cut. */
-export const MAX_REASON_BYTES = 256;
+import { FrameType, MAX_REASON_BYTES } from "./constants.ts";
 
 /** Encodes a PING frame. */
 export function encodePing(nonce: bigint): Uint8Array {

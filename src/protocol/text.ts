@@ -1,4 +1,10 @@
-import { MAX_NICK_BYTES, MAX_TEXT_BYTES, MIN_NICK_BYTES, MIN_TEXT_BYTES } from "./constants.ts";
+import {
+  MAX_NICK_BYTES,
+  MAX_REASON_BYTES,
+  MAX_TEXT_BYTES,
+  MIN_NICK_BYTES,
+  MIN_TEXT_BYTES,
+} from "./constants.ts";
 
 /** C0 controls, DEL and C1 controls: never allowed in a nick or a chat text. */
 const CONTROL_CHAR = /[\u0000-\u001f\u007f-\u009f]/;
@@ -14,6 +20,11 @@ export function nickProblem(nick: string, byteLength = utf8ByteLength(nick)): Te
 /** Checks a chat text against the protocol limits (1–4096 UTF-8 bytes, no control characters). */
 export function textProblem(text: string, byteLength = utf8ByteLength(text)): TextProblem {
   return fieldProblem("text", text, byteLength, MIN_TEXT_BYTES, MAX_TEXT_BYTES);
+}
+
+/** Checks a LEAVE reason (0–256 UTF-8 bytes, no control characters). */
+export function reasonProblem(reason: string, byteLength = utf8ByteLength(reason)): TextProblem {
+  return fieldProblem("reason", reason, byteLength, 0, MAX_REASON_BYTES);
 }
 
 function fieldProblem(

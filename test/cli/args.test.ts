@@ -30,6 +30,7 @@ describe("chat arguments", () => {
       nick: undefined,
       json: false,
       maxPeers: 64,
+      degree: 4,
       verbosity: "normal",
     });
   });

@@ -66,7 +66,8 @@ export async function readmeChain(launcher: Launcher): Promise<void> {
 
 /** The same chain in --json mode: stdout is NDJSON only. */
 export async function jsonChain(launcher: Launcher): Promise<void> {
-  const a = start(launcher, ["127.0.0.1", "0", "--json", "--nick", "alice"]);
+  // --degree 0: a pure chain, as the original program would make it.
+  const a = start(launcher, ["127.0.0.1", "0", "--json", "--nick", "alice", "--degree", "0"]);
   const portA = await listenPortOf(a);
   const b = start(launcher, [
     "127.0.0.1",
@@ -76,6 +77,8 @@ export async function jsonChain(launcher: Launcher): Promise<void> {
     "--json",
     "--nick",
     "bob",
+    "--degree",
+    "0",
   ]);
   const portB = await listenPortOf(b);
   const c = start(launcher, [
@@ -86,6 +89,8 @@ export async function jsonChain(launcher: Launcher): Promise<void> {
     "--json",
     "--nick",
     "carol",
+    "--degree",
+    "0",
   ]);
   await c.waitForLine('"type":"peer-up"');
   await a.waitForLine('"nick":"bob"');
@@ -100,7 +105,10 @@ export async function jsonChain(launcher: Launcher): Promise<void> {
     expect(events[0]?.nodeId).toMatch(/^[0-9a-f]{64}$/);
   }
   const atC = c.events().find((e) => e.type === "message" && e.text === "hi from alice");
-  expect(atC).toMatchObject({ type: "message", nick: "alice", seq: 1, hops: 2, own: false });
+  // seq counts every FLOOD alice originated (her presence JOIN came first).
+  expect(atC).toMatchObject({ type: "message", nick: "alice", hops: 2, own: false });
+  const ownAtA = a.events().find((e) => e.type === "message" && e.own === true);
+  expect(ownAtA?.seq).toBe(atC?.seq);
   expect(atC?.id).toMatch(/^[0-9a-f]{32}$/);
   expect(atC?.origin).toBe(a.events()[0]?.nodeId);
   expect(typeof atC?.sentAt).toBe("number");

@@ -21,6 +21,8 @@ export interface TestPeer {
 /** Options for one peer of a {@link TestNetwork}. */
 export interface PeerOptions {
   readonly maxPeers?: number;
+  /** Mesh degree; default 0, so the network has exactly the links a test makes. */
+  readonly degree?: number;
   readonly logLevel?: number;
   /** Sees every frame the peer sends, before it is queued. */
   readonly onFrameOut?: (connection: Connection, frame: Uint8Array) => void;
@@ -64,6 +66,7 @@ export class TestNetwork {
       nick: `peer${index}`,
       logger: log.logger,
       tap,
+      degree: options.degree ?? 0,
       ...(options.maxPeers ? { maxPeers: options.maxPeers } : {}),
     });
     this.indexById.set(peer.node.nodeIdHex, index);

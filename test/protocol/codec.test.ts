@@ -5,6 +5,7 @@ import {
   FloodKind,
   FrameType,
   MAX_NICK_BYTES,
+  MAX_REASON_BYTES,
   MAX_TEXT_BYTES,
 } from "../../src/protocol/constants.ts";
 import {
@@ -15,7 +16,6 @@ import {
   encodeError,
   encodePing,
   encodePong,
-  MAX_REASON_BYTES,
 } from "../../src/protocol/control.ts";
 import {
   decodeFlood,

@@ -1,0 +1,170 @@
+import type { ConsolaInstance } from "consola";
+import { fromHex, hex } from "../protocol/hex.ts";
+import { encodePeers, MAX_PEERS_PER_FRAME, type PeerAddress } from "../protocol/peers.ts";
+import type { Endpoint } from "../transport/byte-stream.ts";
+import { AddressBook, type BookEntry } from "./address-book.ts";
+import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
+import type { NeighbourInfo, PeerNode } from "./peer-node.ts";
+
+/** Default number of links each node keeps (gossipsub's D, HyParView's active view). */
+export const DEFAULT_DEGREE = 4;
+
+/** The mesh checks its degree this often, besides reacting to events. */
+export const MESH_TICK_MS = 1000;
+
+/** Changes to the neighbour set are announced to neighbours at most this often. */
+export const PEERS_DEBOUNCE_MS = 500;
+
+/** Options for {@link Mesh}. */
+export interface MeshOptions {
+  /** Links to keep; 0 = only the links the user asked for. */
+  readonly degree?: number;
+  readonly maxPeers: number;
+  readonly logger: ConsolaInstance;
+  readonly clock?: Clock;
+  readonly random?: () => number;
+  /** Addresses the user pinned: redialled by {@link PinnedPeers}, not by the mesh. */
+  readonly isPinned?: (endpoint: Endpoint) => boolean;
+}
+
+/**
+ * Keeps the network in one piece. Neighbours tell each other whom they are linked to
+ * (PEERS, after each handshake and whenever the neighbour set changes); every address
+ * goes into a bounded {@link AddressBook}; and while this node has fewer than `degree`
+ * links it dials known addresses in random order, skipping those still backed off after
+ * failures. A lost neighbour is backed off like a failed dial (1 s, doubling to 30 s) and
+ * redialled while the node is short of links. So when a peer in the middle of a chain
+ * dies, its two sides already know each other and link up.
+ */
+export class Mesh {
+  readonly book: AddressBook;
+  readonly degree: number;
+  private readonly clock: Clock;
+  private readonly dialing = new Set<string>();
+  private readonly unsubscribe: Array<() => void> = [];
+  private tick: TimerHandle | undefined;
+  private announceTimer: TimerHandle | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly node: PeerNode,
+    private readonly options: MeshOptions,
+  ) {
+    this.degree = options.degree ?? DEFAULT_DEGREE;
+    this.clock = options.clock ?? systemClock;
+    this.book = new AddressBook(() => this.clock.now(), options.random ?? Math.random);
+    this.unsubscribe.push(
+      node.events.on("peer-up", (peer) => this.onPeerUp(peer)),
+      node.events.on("peer-down", (peer) => this.onPeerDown(peer)),
+      node.events.on("peers", ({ peers }) => this.onPeers(peers)),
+    );
+    this.scheduleTick();
+  }
+
+  /** Stops dialling and announcing. */
+  stop(): void {
+    this.stopped = true;
+    this.clock.clearTimeout(this.tick);
+    this.clock.clearTimeout(this.announceTimer);
+    for (const off of this.unsubscribe.splice(0)) off();
+  }
+
+  /** Dials known addresses while this node has fewer links than its degree. */
+  maintain(): void {
+    if (this.stopped || this.degree === 0) return;
+    let need = this.degree - this.node.neighbourCount - this.dialing.size;
+    if (need <= 0 || this.node.connectionCount >= this.options.maxPeers) return;
+    const isPinned = this.options.isPinned;
+    const candidates = this.book.candidates(
+      (e) =>
+        !this.dialing.has(e.key) &&
+        !(
+          e.nodeId !== undefined &&
+          (e.nodeId === this.node.nodeIdHex || this.node.isNeighbour(e.nodeId))
+        ) &&
+        !isPinned?.(e.endpoint),
+    );
+    for (const entry of candidates) {
+      if (need-- <= 0) break;
+      void this.dial(entry);
+    }
+  }
+
+  private async dial(entry: BookEntry): Promise<void> {
+    this.dialing.add(entry.key);
+    const outcome = await this.node.connect(entry.endpoint);
+    this.dialing.delete(entry.key);
+    if (this.stopped) return;
+    switch (outcome.status) {
+      case "connected":
+      case "already-connected":
+        this.book.succeeded(entry, outcome.peer.nodeId);
+        break;
+      case "self":
+        this.book.markSelf(entry);
+        break;
+      case "failed": {
+        const delay = this.book.failed(entry);
+        this.options.logger.debug(
+          `mesh: could not reach ${entry.key}: ${outcome.reason}; next try in ${Math.round(delay / 100) / 10} s`,
+        );
+        break;
+      }
+    }
+    this.maintain();
+  }
+
+  private onPeerUp(peer: NeighbourInfo): void {
+    if (peer.listenPort > 0)
+      this.book.succeeded(this.book.learn(peer.address, peer.nodeId, false), peer.nodeId);
+    this.sendPeers(peer.nodeId);
+    this.scheduleAnnounce();
+  }
+
+  private onPeerDown(peer: NeighbourInfo): void {
+    if (peer.listenPort > 0 && !this.stopped) {
+      // Redial a lost neighbour like a failed address: after ~1 s, then backing off.
+      this.book.failed(this.book.learn(peer.address, peer.nodeId, false));
+    }
+    this.scheduleAnnounce();
+    this.maintain();
+  }
+
+  private onPeers(peers: readonly PeerAddress[]): void {
+    for (const p of peers) {
+      const entry = this.book.learn({ host: p.host, port: p.port }, hex(p.nodeId), true);
+      if (entry.nodeId === this.node.nodeIdHex) this.book.markSelf(entry);
+    }
+    this.maintain();
+  }
+
+  /** Tells one neighbour about our other neighbours that accept connections. */
+  private sendPeers(to: string): void {
+    const peers = this.node
+      .neighbours()
+      .filter((n) => n.nodeId !== to && n.listenPort > 0)
+      .map((n) => ({ nodeId: fromHex(n.nodeId), host: n.address.host, port: n.address.port }));
+    if (peers.length === 0) return;
+    // More than fit in one frame: a random selection, different for each neighbour.
+    while (peers.length > MAX_PEERS_PER_FRAME)
+      peers.splice(Math.floor(Math.random() * peers.length), 1);
+    this.node.sendTo(to, encodePeers(peers));
+  }
+
+  private scheduleAnnounce(): void {
+    if (this.announceTimer !== undefined || this.stopped) return;
+    this.announceTimer = this.clock.setTimeout(() => {
+      this.announceTimer = undefined;
+      if (this.stopped) return;
+      for (const n of this.node.neighbours()) this.sendPeers(n.nodeId);
+    }, PEERS_DEBOUNCE_MS);
+  }
+
+  private scheduleTick(): void {
+    this.tick = this.clock.setTimeout(() => {
+      if (this.stopped) return;
+      this.maintain();
+      this.scheduleTick();
+    }, MESH_TICK_MS);
+  }
+}
