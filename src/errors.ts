@@ -11,6 +11,7 @@
 export type ProtocolErrorCode =
   | "FRAME_TOO_LARGE"
   | "FRAME_EMPTY"
+  | "BAD_FRAME_TYPE"
   | "TRUNCATED"
   | "TRAILING_BYTES"
   | "BAD_UTF8"

@@ -55,12 +55,15 @@ export class ChatSession {
       case "peers":
         this.output.peers(node.neighbours(), Date.now());
         return;
+      case "who":
+        this.output.who(this.peer.presence.who(), Date.now());
+        return;
       case "nick": {
         if (!action.arg) {
           this.output.error("bad-input", "usage: /nick NAME", { show: true });
           return;
         }
-        const result = node.setNick(action.arg);
+        const result = this.peer.presence.rename(action.arg);
         if (result.ok) this.output.nick(action.arg);
         else this.output.error("bad-input", `nick not changed: ${result.reason}`, { show: true });
         return;
@@ -77,7 +80,12 @@ export class ChatSession {
         this.output.info(`connecting to ${formatEndpoint(endpoint)}…`);
         void this.peer
           .connect(endpoint)
-          .then((outcome) => reportConnect(this.output, endpoint, outcome));
+          .then((outcome) => reportConnect(this.output, endpoint, outcome))
+          .catch((error) =>
+            this.output.error("connect-failed", `could not connect: ${String(error)}`, {
+              show: true,
+            }),
+          );
         return;
       }
       case "quit":

@@ -4,7 +4,14 @@ import { utf8ByteLength } from "../protocol/text.ts";
 /** The slash commands, with their help lines. */
 export const COMMANDS = {
   help: { usage: "/help", summary: "this list" },
-  peers: { usage: "/peers", summary: "your neighbours: nick, address, direction, since" },
+  peers: {
+    usage: "/peers",
+    summary: "your neighbours: nick, address, direction, since, round-trip time",
+  },
+  who: {
+    usage: "/who",
+    summary: "everyone heard from in the last 90 s: nick, hops away, last seen",
+  },
   nick: { usage: "/nick NAME", summary: "change your display name" },
   connect: {
     usage: "/connect HOST:PORT",

@@ -8,17 +8,27 @@ export const MAX_LINE_BUFFER_BYTES = 64 * 1024;
  * Reads piped stdin line by line, for as long as it lasts. Before each line it awaits
  * `ready()`, so a large file piped in is sent as fast as the neighbours take it rather
  * than piling up in memory (and getting them dropped as slow consumers).
+ *
+ * A line that fails is reported to `onError` and reading goes on; only the input itself
+ * ending or failing (EOF, EBADF) ends the loop. Never rejects.
  */
 export async function readLines(
   input: AsyncIterable<Uint8Array | string>,
-  onLine: (line: string) => void | Promise<void>,
-  ready: () => Promise<void> = async () => {},
+  handlers: {
+    line: (line: string) => void | Promise<void>;
+    error: (error: unknown) => void;
+    ready?: () => Promise<void>;
+  },
 ): Promise<void> {
   const decoder = new TextDecoder();
   let partial = "";
   const emit = async (line: string) => {
-    await ready();
-    await onLine(line);
+    try {
+      await handlers.ready?.();
+      await handlers.line(line);
+    } catch (error) {
+      handlers.error(error);
+    }
   };
   try {
     for await (const chunk of input) {
@@ -37,7 +47,7 @@ export async function readLines(
       }
     }
   } catch {
-    // stdin closed under us (EBADF, EPIPE): treat it as the end of input.
+    // stdin closed under us (EBADF, EPIPE): the same as the end of input.
   }
   partial += decoder.decode();
   if (partial.length > 0) await emit(partial);

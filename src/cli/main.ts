@@ -35,7 +35,7 @@ const EXAMPLES = `EXAMPLES
 export async function main(argv: string[]): Promise<number> {
   const isSend = firstWord(argv) === "send";
   const rawArgs = isSend ? withoutFirstWord(argv) : argv;
-  if (argv.length === 1 && (argv[0] === "--version" || argv[0] === "-V")) {
+  if (rawArgs.includes("--version") || rawArgs.includes("-V")) {
     process.stdout.write(`${VERSION}\n`);
     return ExitCode.Ok;
   }

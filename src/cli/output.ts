@@ -1,4 +1,5 @@
 import type { ChatMessage, NeighbourInfo, PeerDown } from "../node/peer-node.ts";
+import type { PresenceChange, PresenceEntry } from "../node/presence.ts";
 import type { Endpoint } from "../transport/byte-stream.ts";
 import { formatEndpoint } from "../transport/byte-stream.ts";
 import {
@@ -25,6 +26,7 @@ export interface Output {
   message(message: ChatMessage): void;
   peerUp(peer: NeighbourInfo): void;
   peerDown(peer: PeerDown): void;
+  presence(change: PresenceChange): void;
   /** A failure the user should see; in human mode it is already on stderr through the logger unless `show`. */
   error(
     code: OutputErrorCode,
@@ -32,6 +34,7 @@ export interface Output {
     extra?: { address?: Endpoint; show?: boolean },
   ): void;
   peers(peers: readonly NeighbourInfo[], now: number): void;
+  who(entries: readonly PresenceEntry[], now: number): void;
   nick(nick: string): void;
   /** A free-form informational line (help text, command results). */
   info(text: string): void;
@@ -39,41 +42,79 @@ export interface Output {
 
 /** Human output: chat lines and `*` info lines, through `print` (stdout, or above the prompt). */
 export function humanOutput(print: (line: string) => void): Output {
+  const info = (text: string) => print(formatInfoLine(text));
   return {
     ready({ listen, nick, version }) {
-      print(
-        formatInfoLine(
-          `peerchat ${version} listening on ${formatEndpoint(listen)} as ${sanitize(nick)}; /help for commands`,
-        ),
+      info(
+        `peerchat ${version} listening on ${formatEndpoint(listen)} as ${sanitize(nick)}; /help for commands`,
       );
     },
     message: (message) => print(formatChatLine(message)),
-    peerUp: (peer) => print(formatInfoLine(`connected to ${describePeer(peer)}`)),
+    peerUp: (peer) => info(`connected to ${describePeer(peer)}`),
     peerDown: (peer) =>
-      print(formatInfoLine(`${sanitize(peer.nick)} left: ${sanitize(peer.reason)}`)),
+      info(
+        peer.by === "remote"
+          ? `link to ${describePeer(peer)} closed: ${sanitize(peer.reason)}`
+          : `closed the link to ${describePeer(peer)}: ${sanitize(peer.reason)}`,
+      ),
+    presence(change) {
+      const nick = sanitize(change.nick);
+      switch (change.event) {
+        case "join":
+          info(`${nick} joined (${hopsAway(change.hops)})`);
+          return;
+        case "leave":
+          info(change.reason ? `${nick} left: ${sanitize(change.reason)}` : `${nick} left`);
+          return;
+        case "nick":
+          info(`${sanitize(change.previousNick)} is now ${nick}`);
+          return;
+        case "timeout":
+          info(`${nick} timed out`);
+          return;
+      }
+    },
     error(_code, message, extra) {
-      if (extra?.show) print(formatInfoLine(sanitize(message)));
+      if (extra?.show) info(sanitize(message));
     },
     peers(peers, now) {
       if (peers.length === 0) {
-        print(formatInfoLine("no neighbours"));
+        info("no neighbours");
         return;
       }
-      print(formatInfoLine(`${peers.length} neighbour${peers.length === 1 ? "" : "s"}:`));
+      info(`${peers.length} neighbour${peers.length === 1 ? "" : "s"}:`);
       const rows = peers.map((p) => [
         sanitize(p.nick),
         formatEndpoint(p.address),
         p.direction,
-        `since ${clockTime(p.since)} (${formatDuration(now - p.since)})`,
+        `${clockTime(p.since)} (${formatDuration(now - p.since)})`,
+        p.rttMs === undefined ? "-" : `${p.rttMs} ms`,
       ]);
-      for (const line of columns([["NICK", "ADDRESS", "DIRECTION", "LINKED"], ...rows]))
+      for (const line of columns([
+        ["NICK", "ADDRESS", "DIRECTION", "SINCE (AGE)", "RTT"],
+        ...rows,
+      ])) {
         print(`    ${line}`);
+      }
     },
-    nick: (nick) => print(formatInfoLine(`you are now ${sanitize(nick)}`)),
+    who(entries, now) {
+      info(`${entries.length} here (heard from in the last 90 s):`);
+      const rows = entries.map((e) => [
+        e.self ? `${sanitize(e.nick)} (you)` : sanitize(e.nick),
+        e.self ? "-" : String(e.hops),
+        e.self ? "now" : `${formatDuration(now - e.lastSeen)} ago`,
+      ]);
+      for (const line of columns([["NICK", "HOPS", "LAST SEEN"], ...rows])) print(`    ${line}`);
+    },
+    nick: (nick) => info(`you are now ${sanitize(nick)}`),
     info(text) {
-      for (const line of text.split("\n")) print(formatInfoLine(line));
+      for (const line of text.split("\n")) info(line);
     },
   };
+}
+
+function hopsAway(hops: number): string {
+  return hops === 1 ? "a neighbour" : `${hops} hops away`;
 }
 
 /** Machine output: one JSON object per line on stdout, nothing else. */
@@ -110,6 +151,7 @@ export function jsonOutput(write: (line: string) => void): Output {
       }),
     peerUp: (p) => emit({ type: "peer-up", ...peer(p) }),
     peerDown: (p) => emit({ type: "peer-down", ...peer(p), reason: p.reason, by: p.by }),
+    presence: (change) => emit({ type: "presence", ...change }),
     error: (code, message, extra) =>
       emit({
         type: "error",
@@ -118,7 +160,11 @@ export function jsonOutput(write: (line: string) => void): Output {
         ...(extra?.address ? { address: formatEndpoint(extra.address) } : {}),
       }),
     peers: (peers) =>
-      emit({ type: "peers", peers: peers.map((p) => ({ ...peer(p), since: p.since })) }),
+      emit({
+        type: "peers",
+        peers: peers.map((p) => ({ ...peer(p), since: p.since, rttMs: p.rttMs ?? null })),
+      }),
+    who: (entries) => emit({ type: "who", peers: entries }),
     nick: (nick) => emit({ type: "nick", nick }),
     info: (text) => emit({ type: "info", message: text }),
   };

@@ -18,8 +18,12 @@ import { Terminal } from "./terminal.ts";
  * Throws {@link ConnectionError} if the listen address cannot be used.
  */
 export async function runChat(options: ChatOptions): Promise<number> {
+  // Typing at a terminal gets the prompt, even with stdout piped (`peerchat | tee log`):
+  // the prompt then lives on stderr, if that is a terminal.
   const interactive =
-    !options.json && process.stdin.isTTY === true && process.stdout.isTTY === true;
+    !options.json &&
+    process.stdin.isTTY === true &&
+    (process.stdout.isTTY === true || process.stderr.isTTY === true);
   let terminal: Terminal | undefined;
   const logger = createLogger(options.verbosity, (line) => {
     if (terminal) terminal.print(line, process.stderr);
@@ -49,9 +53,19 @@ export async function runChat(options: ChatOptions): Promise<number> {
   });
   node.events.on("message", (m) => output.message(m));
   node.events.on("peer-up", (p) => output.peerUp(p));
+  // A neighbour that says LEAVE is shown leaving once, not again when its link closes.
+  const announcedLeave = new Set<string>();
+  peer.presence.events.on("change", (change) => {
+    if (change.event === "leave") {
+      if (announcedLeave.size > 1000) announcedLeave.clear();
+      announcedLeave.add(change.nodeId);
+    }
+    output.presence(change);
+  });
   node.events.on("peer-down", (p) => {
     // Our own leaving closes every link; saying so for each neighbour would only confuse.
-    if (quitReason === undefined || options.json) output.peerDown(p);
+    if (options.json || (quitReason === undefined && !announcedLeave.has(p.nodeId)))
+      output.peerDown(p);
   });
   node.events.on("link-problem", (p) =>
     output.error("protocol", `${p.nick ?? "connection"} ${p.reason}`, { address: p.address }),
@@ -65,7 +79,10 @@ export async function runChat(options: ChatOptions): Promise<number> {
   process.on("SIGTERM", onSignal);
 
   for (const endpoint of options.peers) {
-    void peer.connect(endpoint).then((outcome) => reportConnect(output, endpoint, outcome));
+    void peer
+      .connect(endpoint)
+      .then((outcome) => reportConnect(output, endpoint, outcome))
+      .catch((error) => logger.error(`joining ${endpoint.host}:${endpoint.port} failed:`, error));
   }
 
   if (interactive) {
@@ -75,11 +92,11 @@ export async function runChat(options: ChatOptions): Promise<number> {
     });
   } else {
     // Piped: every line is a message or a command; the end of input is not the end.
-    void readLines(
-      process.stdin,
-      (line) => session.handle(line),
-      () => drained(peer),
-    );
+    void readLines(process.stdin, {
+      line: (line) => session.handle(line),
+      error: (error) => logger.error("could not handle an input line:", error),
+      ready: () => drained(peer),
+    });
   }
 
   const reason = await quitRequested;

@@ -18,7 +18,8 @@ export class Terminal {
     onLine: (line: string) => void;
     onEnd: (why: TerminalEnd) => void;
   }) {
-    this.out = process.stdout;
+    // The prompt goes where a person is looking: stdout, or stderr when stdout is piped.
+    this.out = process.stdout.isTTY ? process.stdout : process.stderr;
     this.rl = readline.createInterface({
       input: process.stdin,
       output: this.out,
@@ -40,9 +41,9 @@ export class Terminal {
 
   /**
    * Prints a line above the prompt, keeping what is being typed. `stream` is stdout
-   * for chat and stderr for logs; the prompt itself lives on stdout.
+   * for chat and stderr for logs.
    */
-  print(line: string, stream: NodeJS.WriteStream = this.out): void {
+  print(line: string, stream: NodeJS.WriteStream = process.stdout): void {
     if (this.closed) {
       stream.write(`${line}\n`);
       return;

@@ -11,8 +11,13 @@ export type CloseRequest =
   | { readonly kind: "bye"; readonly reason: string }
   /** A protocol or policy failure: ERROR (best effort), then close. */
   | { readonly kind: "error"; readonly code: WireErrorCode; readonly message: string }
-  /** No frame: self-dials and duplicate links. */
-  | { readonly kind: "quiet"; readonly reason: string };
+  /**
+   * No frame: self-dials, duplicate links, dead links. With `drain`, frames still
+   * arriving are delivered until the remote closes too: the other end of a duplicate
+   * link may send on it until it reaches the same decision, and nothing it sent may be
+   * lost.
+   */
+  | { readonly kind: "quiet"; readonly reason: string; readonly drain?: boolean };
 
 /** Why a connection closed; reported once to {@link ConnectionHandler.close}. */
 export interface ConnectionClosed {
@@ -83,9 +88,17 @@ export class FrameConnection implements Connection {
   private readonly decoder = new FrameDecoder();
   private handler: ConnectionHandler | undefined;
   private localClose: ConnectionClosed | undefined;
+  private draining = false;
   private reported = false;
 
-  constructor(private readonly stream: ByteStream) {}
+  /**
+   * @param onFinalFrame sees the BYE or ERROR frame written by {@link close}, so that
+   *   traces and taps see every frame that leaves, not only those passed to `send`.
+   */
+  constructor(
+    private readonly stream: ByteStream,
+    private readonly onFinalFrame?: (frame: Uint8Array) => void,
+  ) {}
 
   get direction(): Direction {
     return this.stream.direction;
@@ -137,7 +150,7 @@ export class FrameConnection implements Connection {
     switch (request.kind) {
       case "bye":
         this.localClose = { by: "local", reason: request.reason };
-        this.stream.end(encodeBye(request.reason));
+        this.endWith(encodeBye(request.reason));
         break;
       case "error":
         this.localClose = {
@@ -146,13 +159,19 @@ export class FrameConnection implements Connection {
           code: request.code,
           error: detail?.error,
         };
-        this.stream.end(encodeError({ code: request.code, message: request.message }));
+        this.endWith(encodeError({ code: request.code, message: request.message }));
         break;
       case "quiet":
         this.localClose = { by: "local", reason: request.reason };
+        this.draining = request.drain === true;
         this.stream.end();
         break;
     }
+  }
+
+  private endWith(frame: Uint8Array): void {
+    this.onFinalFrame?.(frame);
+    this.stream.end(frame);
   }
 
   abort(): void {
@@ -162,7 +181,7 @@ export class FrameConnection implements Connection {
   }
 
   private onData(chunk: Uint8Array): void {
-    if (this.localClose) return; // closing: ignore whatever still arrives
+    if (this.localClose && !this.draining) return; // closing: ignore whatever still arrives
     this.stats.bytesIn += chunk.length;
     let frames: Frame[];
     try {
@@ -173,7 +192,7 @@ export class FrameConnection implements Connection {
     }
     const handler = this.handler;
     for (const frame of frames) {
-      if (this.localClose || !handler) return;
+      if ((this.localClose && !this.draining) || !handler) return;
       this.stats.framesIn++;
       try {
         handler.frame(frame);
@@ -187,6 +206,11 @@ export class FrameConnection implements Connection {
 
   /** Closes after a decode failure or a handler exception. */
   private fail(error: unknown): void {
+    if (this.localClose) {
+      // Already closing (a draining duplicate link): stop delivering, nothing more to say.
+      this.draining = false;
+      return;
+    }
     if (error instanceof ProtocolError) {
       this.close(
         { kind: "error", code: wireCodeFor(error.code), message: error.message },
@@ -207,7 +231,7 @@ export class FrameConnection implements Connection {
     this.reported = true;
     const closed: ConnectionClosed = this.localClose ?? {
       by: "remote",
-      reason: info.error ? describeSocketError(info.error) : "connection closed",
+      reason: info.error ? describeSocketError(info.error) : "closed",
     };
     this.handler?.close(closed);
   }
@@ -216,6 +240,7 @@ export class FrameConnection implements Connection {
 const WIRE_CODES: Readonly<Record<ProtocolErrorCode, WireErrorCode>> = {
   FRAME_TOO_LARGE: WireErrorCode.BadFrame,
   FRAME_EMPTY: WireErrorCode.BadFrame,
+  BAD_FRAME_TYPE: WireErrorCode.BadFrame,
   TRUNCATED: WireErrorCode.BadFrame,
   TRAILING_BYTES: WireErrorCode.BadFrame,
   BAD_UTF8: WireErrorCode.BadMessage,

@@ -4,7 +4,7 @@ export const BACKOFF_INITIAL_MS = 1000;
 /** Retry delays double up to this. */
 export const BACKOFF_MAX_MS = 30_000;
 
-/** Jitter spreads each delay over ±this fraction, so peers that lost the same neighbour do not redial in lockstep. */
+/** Jitter spreads each delay over this fraction, so peers that lost the same neighbour do not redial in lockstep. */
 export const BACKOFF_JITTER_RATIO = 0.2;
 
 /** Delay before retry number `attempt` (0-based): 1 s, 2 s, 4 s … capped at 30 s. */
@@ -16,11 +16,14 @@ export function backoffMs(
   return Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
 }
 
-/** `ms` moved randomly by up to ±`ratio` of itself. `random` returns [0, 1). */
+/**
+ * `ms` shortened by a random part of up to `ratio` of itself. Jitter only ever shortens,
+ * so a delay never passes the back-off's cap. `random` returns [0, 1).
+ */
 export function jitter(
   ms: number,
   random: () => number = Math.random,
   ratio = BACKOFF_JITTER_RATIO,
 ): number {
-  return Math.round(ms * (1 - ratio + 2 * ratio * random()));
+  return Math.round(ms * (1 - ratio * random()));
 }

@@ -1,7 +1,12 @@
 import type { ConsolaInstance } from "consola";
 import { ConfigError, ProtocolError } from "../errors.ts";
 import { type Connection, type ConnectionClosed, FrameConnection } from "../link/connection.ts";
-import { FrameType, NODE_ID_BYTES, WireErrorCode } from "../protocol/constants.ts";
+import {
+  FrameType,
+  NODE_ID_BYTES,
+  WIRE_ERROR_NAMES,
+  WireErrorCode,
+} from "../protocol/constants.ts";
 import {
   decodeBye,
   decodeError,
@@ -319,51 +324,66 @@ export class PeerNode {
    * an ERROR frame.
    */
   addConnection(stream: ByteStream, dial?: PendingDial): void {
-    const conn = new FrameConnection(stream);
-    if (this.closing || this.links.size >= this.maxPeers) {
-      const message = this.closing
+    let link: Link | undefined;
+    const conn = new FrameConnection(stream, (frame) => this.observeOut(link, conn, frame));
+    const full = this.links.size >= this.maxPeers;
+    if (this.closing || full) {
+      const reason = this.closing
         ? "peer is shutting down"
-        : `too many peers (limit ${this.maxPeers})`;
-      this.log.info(`refusing ${formatEndpoint(stream.remote)}: ${message}`);
+        : `at the connection cap (${this.maxPeers})`;
       conn.start({ frame() {}, close() {} });
-      conn.close({ kind: "error", code: WireErrorCode.TooManyPeers, message });
-      dial?.resolve({ status: "failed", reason: message });
+      if (stream.direction === "inbound" && !this.closing) {
+        // Only a full listener says so on the wire: it is the one case the dialler can act on.
+        this.log.info(`refusing ${formatEndpoint(stream.remote)}: too many peers`);
+        conn.close({
+          kind: "error",
+          code: WireErrorCode.TooManyPeers,
+          message: `too many peers (limit ${this.maxPeers})`,
+        });
+      } else {
+        conn.close({ kind: "quiet", reason });
+      }
+      dial?.resolve({ status: "failed", reason });
       return;
     }
-    const link: Link = {
+    const now = this.clock.now();
+    link = {
       conn,
       state: "handshaking",
       hello: undefined,
       key: undefined,
-      since: this.clock.now(),
+      since: now,
       timer: undefined,
       dial,
       superseded: false,
       remoteReason: undefined,
       closeWaiters: [],
       framesSeen: 0,
-      lastFrameAt: this.clock.now(),
+      lastFrameAt: now,
       ping: undefined,
-      lastRttAt: this.clock.now(),
+      lastRttAt: now,
       rttMs: undefined,
     };
-    this.links.add(link);
-    conn.start({
-      frame: (frame) => this.onFrame(link, frame),
-      close: (info) => this.onClose(link, info),
-    });
-    link.timer = this.clock.setTimeout(() => {
-      if (link.state !== "handshaking") return;
+    const self = link;
+    this.links.add(self);
+    // HELLO goes out and the deadline is armed before any incoming byte is looked at:
+    // starting the connection may replay data (or a close) that arrived in the meantime.
+    this.send(
+      self,
+      encodeHello({ nodeId: this.nodeId, listenPort: this.listenPort, nick: this.currentNick }),
+    );
+    self.timer = this.clock.setTimeout(() => {
+      if (self.state !== "handshaking") return;
       conn.close({
         kind: "error",
         code: WireErrorCode.HandshakeTimeout,
         message: `no HELLO within ${this.handshakeTimeoutMs / 1000} s`,
       });
     }, this.handshakeTimeoutMs);
-    this.send(
-      link,
-      encodeHello({ nodeId: this.nodeId, listenPort: this.listenPort, nick: this.currentNick }),
-    );
+    conn.start({
+      frame: (frame) => this.onFrame(self, frame),
+      close: (info) => this.onClose(self, info),
+    });
   }
 
   /**
@@ -460,6 +480,12 @@ export class PeerNode {
     if (this.tap?.frameIn) this.tap.frameIn(link.key, link.conn, frame);
     if (this.tracing)
       this.log.trace(`← ${this.label(link)} ${describeFrame(frame.type, frame.payload)}`);
+    if (link.superseded) {
+      // A duplicate link being drained: what the other end sent before it, too, dropped
+      // this link must still count. The relay de-duplicates; nothing else matters here.
+      if (frame.type === FrameType.Flood) this.onFlood(link, frame.payload);
+      return;
+    }
     if (link.state === "handshaking") {
       this.onHandshakeFrame(link, frame);
       return;
@@ -481,11 +507,9 @@ export class PeerNode {
         return;
       }
       case FrameType.Bye:
-        link.remoteReason = decodeBye(frame.payload) || "left";
-        link.conn.close({ kind: "quiet", reason: link.remoteReason });
-        return;
       case FrameType.Error:
-        link.remoteReason = describeRemoteError(decodeError(frame.payload));
+        // The remote is leaving either way: close without an answer, even if it is garbled.
+        link.remoteReason = describeFarewell(frame);
         link.conn.close({ kind: "quiet", reason: link.remoteReason });
         return;
       case FrameType.Hello:
@@ -495,7 +519,7 @@ export class PeerNode {
         return;
       default:
         if (frame.type === 0x00)
-          throw new ProtocolError("BAD_FIELD", "frame type 0x00 is not defined");
+          throw new ProtocolError("BAD_FRAME_TYPE", "frame type 0x00 is not defined");
         // 0x08–0xFF: unknown types are skipped, so later versions can add frames.
         return;
     }
@@ -503,8 +527,8 @@ export class PeerNode {
 
   private onHandshakeFrame(link: Link, frame: Frame): void {
     if (frame.type === FrameType.Error) {
-      // The remote refused us (full, shutting down, or it disliked our HELLO).
-      link.remoteReason = `refused: ${describeRemoteError(decodeError(frame.payload))}`;
+      // The remote refused us (full, or it disliked our HELLO): no reply to a refusal.
+      link.remoteReason = `refused: ${describeFarewell(frame)}`;
       link.conn.close({ kind: "quiet", reason: link.remoteReason });
       return;
     }
@@ -549,7 +573,7 @@ export class PeerNode {
       this.neighbourLinks.set(fresh.key as string, fresh);
       existing.state = "closed";
     }
-    drop.conn.close({ kind: "quiet", reason: "duplicate link" });
+    drop.conn.close({ kind: "quiet", reason: "duplicate link", drain: true });
     const peer = this.info(keep);
     for (const link of [existing, fresh]) {
       link.dial?.resolve({ status: "already-connected", peer });
@@ -586,7 +610,9 @@ export class PeerNode {
         if (forward) {
           if (this.tracing) sentTo = [];
           for (const other of this.neighbourLinks.values()) {
-            if (other !== link && this.send(other, forward)) sentTo?.push(other);
+            // Not back to the sender, nor to its new link if this one is a drained duplicate.
+            if (other !== link && other.key !== link.key && this.send(other, forward))
+              sentTo?.push(other);
           }
         }
         if (this.tracing) {
@@ -638,7 +664,11 @@ export class PeerNode {
     if (info.code !== undefined && info.code !== WireErrorCode.TooManyPeers) {
       // We closed it for breaking the protocol or a limit: say so, with the address.
       const level = info.code === WireErrorCode.Internal ? "error" : "warn";
-      this.log[level](`closed ${link.hello ? `${link.hello.nick} (${where})` : where}: ${reason}`);
+      const detail = info.error instanceof ProtocolError ? `, ${info.error.code}` : "";
+      const code = `ERROR ${info.code} ${WIRE_ERROR_NAMES[info.code] ?? ""}${detail}`;
+      this.log[level](
+        `closed ${link.hello ? `${link.hello.nick} (${where})` : where}: ${reason} [${code}]`,
+      );
       if (info.code === WireErrorCode.Internal && info.error) this.log.debug(info.error);
       this.events.emit("link-problem", {
         address: this.address(link),
@@ -701,10 +731,17 @@ export class PeerNode {
 
   /** Sends one frame on a link; false if the link is closing or its reader is too slow. */
   private send(link: Link, frame: Uint8Array): boolean {
-    if (this.tap?.frameOut) this.tap.frameOut(link.key, link.conn, frame);
-    if (this.tracing)
-      this.log.trace(`→ ${this.label(link)} ${describeFrame(frame[4] ?? 0, frame.subarray(5))}`);
+    this.observeOut(link, link.conn, frame);
     return link.conn.send(frame);
+  }
+
+  /** Every frame that leaves, for the wire tap and --trace (BYE and ERROR included). */
+  private observeOut(link: Link | undefined, conn: Connection, frame: Uint8Array): void {
+    if (this.tap?.frameOut) this.tap.frameOut(link?.key, conn, frame);
+    if (this.tracing) {
+      const to = link ? this.label(link) : formatEndpoint(conn.remote);
+      this.log.trace(`→ ${to} ${describeFrame(frame[4] ?? 0, frame.subarray(5))}`);
+    }
   }
 
   private info(link: Link): NeighbourInfo {
@@ -742,6 +779,16 @@ export class PeerNode {
 /** `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) → `10.0.0.1`. */
 function unmapIPv4(host: string): string {
   return host.startsWith("::ffff:") && host.includes(".") ? host.slice(7) : host;
+}
+
+/** The reason in a BYE or ERROR, tolerating a malformed one (the link is ending anyway). */
+function describeFarewell(frame: Frame): string {
+  try {
+    if (frame.type === FrameType.Bye) return decodeBye(frame.payload) || "left";
+    return describeRemoteError(decodeError(frame.payload));
+  } catch {
+    return frame.type === FrameType.Bye ? "left (malformed BYE)" : "malformed ERROR";
+  }
 }
 
 function describeRemoteError(error: WireError): string {

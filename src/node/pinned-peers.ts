@@ -8,6 +8,8 @@ import type { ConnectOutcome, PeerNode } from "./peer-node.ts";
 interface Pin {
   readonly endpoint: Endpoint;
   readonly label: string;
+  /** The dial under way, so a second request for the same address joins it. */
+  inFlight: Promise<ConnectOutcome> | undefined;
   /** Failed attempts since the last success; drives the back-off. */
   failures: number;
   /** The neighbour this address led to, while linked. */
@@ -51,7 +53,9 @@ export class PinnedPeers {
   add(endpoint: Endpoint): Promise<ConnectOutcome> {
     const label = formatEndpoint(endpoint);
     const known = this.pins.get(label);
+    if (known?.inFlight) return known.inFlight;
     if (known) {
+      // Asked again while waiting to retry: try now, with a fresh back-off.
       this.clock.clearTimeout(known.timer);
       known.failures = 0;
       return this.attempt(known);
@@ -59,6 +63,7 @@ export class PinnedPeers {
     const pin: Pin = {
       endpoint,
       label,
+      inFlight: undefined,
       failures: 0,
       nodeId: undefined,
       timer: undefined,
@@ -80,7 +85,14 @@ export class PinnedPeers {
     for (const pin of this.pins.values()) this.clock.clearTimeout(pin.timer);
   }
 
-  private async attempt(pin: Pin): Promise<ConnectOutcome> {
+  private attempt(pin: Pin): Promise<ConnectOutcome> {
+    pin.inFlight = this.dial(pin).finally(() => {
+      pin.inFlight = undefined;
+    });
+    return pin.inFlight;
+  }
+
+  private async dial(pin: Pin): Promise<ConnectOutcome> {
     pin.state = "dialling";
     pin.timer = undefined;
     const outcome = await this.node.connect(pin.endpoint);
@@ -117,6 +129,7 @@ export class PinnedPeers {
   }
 
   private retry(pin: Pin): number {
+    this.clock.clearTimeout(pin.timer);
     pin.state = "waiting";
     const delay = jitter(backoffMs(pin.failures), this.random);
     pin.failures++;

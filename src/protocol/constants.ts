@@ -101,3 +101,15 @@ export const WireErrorCode = {
   Internal: 8,
 } as const;
 export type WireErrorCode = (typeof WireErrorCode)[keyof typeof WireErrorCode];
+
+/** Names of the ERROR codes, for logs: `ERROR 5 BAD_MESSAGE`. */
+export const WIRE_ERROR_NAMES: Readonly<Record<number, string>> = {
+  [WireErrorCode.BadFrame]: "BAD_FRAME",
+  [WireErrorCode.BadHandshake]: "BAD_HANDSHAKE",
+  [WireErrorCode.VersionMismatch]: "VERSION_MISMATCH",
+  [WireErrorCode.HandshakeTimeout]: "HANDSHAKE_TIMEOUT",
+  [WireErrorCode.BadMessage]: "BAD_MESSAGE",
+  [WireErrorCode.TooManyPeers]: "TOO_MANY_PEERS",
+  [WireErrorCode.SlowConsumer]: "SLOW_CONSUMER",
+  [WireErrorCode.Internal]: "INTERNAL",
+};

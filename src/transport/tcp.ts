@@ -237,8 +237,14 @@ export function dialTcp(endpoint: Endpoint, timeoutMs = DIAL_TIMEOUT_MS): Promis
       return;
     }
     connecting.then((socket) => {
+      if (!socket.data) {
+        // `open` always runs first; should that ever change, fail rather than hang.
+        socket.terminate();
+        fail(new Error("socket opened without its stream"));
+        return;
+      }
       clearTimeout(timer);
-      if (settled || !socket.data) return;
+      if (settled) return;
       settled = true;
       resolve({ ok: true, stream: socket.data });
     }, fail);

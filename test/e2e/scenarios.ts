@@ -143,7 +143,7 @@ export async function oneShotSend(launcher: Launcher): Promise<void> {
   expect(await send.exited).toBe(0);
   await a.waitForLine(chatLine("oneshot", "sent in one shot"));
   await b.waitForLine(chatLine("oneshot", "sent in one shot"));
-  await a.waitForLine("oneshot left: sent");
+  await a.waitForLine(/link to oneshot \(127\.0\.0\.1:\d+\) closed: sent/);
 
   // A message typed with nobody connected says so instead of vanishing.
   const alone = start(launcher, ["127.0.0.1", "0", "--nick", "alone"]);
@@ -179,6 +179,8 @@ export async function failures(launcher: Launcher): Promise<void> {
 
   const version = start(launcher, ["--version"]);
   expect(await version.exited).toBe(0);
+  const versionLater = start(launcher, ["127.0.0.1", "0", "--version"]);
+  expect(await versionLater.exited).toBe(0);
   const pkg = (await Bun.file(new URL("../../package.json", import.meta.url)).json()) as {
     version: string;
   };

@@ -38,7 +38,7 @@ class TtyPeer {
     await waitFor(
       () => predicate(this.screen.text()),
       10_000,
-      `${what}; screen:\n${this.screen.text().join("\n")}\nraw: ${JSON.stringify(this.raw)}`,
+      () => `${what}; screen:\n${this.screen.text().join("\n")}\nraw: ${JSON.stringify(this.raw)}`,
     );
   }
 
@@ -99,7 +99,10 @@ test("interactive: a half-typed line survives incoming messages; own lines show 
   );
   t.type("/peers\r");
   await t.waitForScreen(
-    (rows) => rows.some((r) => /bob\s+127\.0\.0\.1:\d+\s+inbound\s+since/.test(r)),
+    (rows) =>
+      rows.some((r) =>
+        /bob\s+127\.0\.0\.1:\d+\s+inbound\s+\d\d:\d\d:\d\d \(\d+s\)\s+(-|\d+ ms)$/.test(r),
+      ),
     "/peers table",
   );
 

@@ -60,7 +60,8 @@ export class CliProcess {
     return waitFor(
       () => this.stdout.find(test),
       timeoutMs,
-      `stdout line ${pattern}\nstdout:\n${this.stdout.join("\n")}\nstderr:\n${this.stderr.join("\n")}`,
+      () =>
+        `stdout line ${pattern}\nstdout:\n${this.stdout.join("\n")}\nstderr:\n${this.stderr.join("\n")}`,
     );
   }
 
@@ -71,7 +72,7 @@ export class CliProcess {
     return waitFor(
       () => this.stderr.find(test),
       timeoutMs,
-      `stderr line ${pattern}\nstderr:\n${this.stderr.join("\n")}`,
+      () => `stderr line ${pattern}\nstderr:\n${this.stderr.join("\n")}`,
     );
   }
 

@@ -157,6 +157,7 @@ describe("hostile input against a live peer", () => {
         ),
       );
       expect(log).toContain("warn");
+      expect(log).toContain(`[ERROR ${code} `);
       const error = attacker.frames.find((f) => f.type === FrameType.Error);
       expect(error && decodeError(error.payload).code).toBe(code);
       // The JSON event on stdout says the same, with the address (stdout may trail stderr).

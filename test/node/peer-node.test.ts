@@ -1,5 +1,10 @@
 import { afterEach, describe, expect, test } from "bun:test";
-import { type ChatMessage, type PeerDown, PeerNode } from "../../src/node/peer-node.ts";
+import {
+  type ChatMessage,
+  type PeerDown,
+  PeerNode,
+  type WireTap,
+} from "../../src/node/peer-node.ts";
 import { ByteWriter } from "../../src/protocol/byte-writer.ts";
 import { encodeChatBody } from "../../src/protocol/chat.ts";
 import { FloodKind, FrameType, WireErrorCode } from "../../src/protocol/constants.ts";
@@ -26,7 +31,7 @@ afterEach(async () => {
 
 function makeNode(
   nick: string,
-  options: { idByte?: number; clock?: FakeClock; maxPeers?: number } = {},
+  options: { idByte?: number; clock?: FakeClock; maxPeers?: number; tap?: WireTap } = {},
 ) {
   const log = testLogger(5);
   const node = new PeerNode({
@@ -36,6 +41,7 @@ function makeNode(
     ...(options.idByte !== undefined ? { nodeId: new Uint8Array(32).fill(options.idByte) } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.maxPeers ? { maxPeers: options.maxPeers } : {}),
+    ...(options.tap ? { tap: options.tap } : {}),
   });
   nodes.push(node);
   const messages: ChatMessage[] = [];
@@ -196,6 +202,37 @@ describe("PeerNode handshake", () => {
     }
   });
 
+  test("messages sent on a duplicate link while it is being dropped are not lost", async () => {
+    for (let round = 0; round < 20; round++) {
+      const low = makeNode("low", { idByte: 0x01 });
+      const high = makeNode("high", { idByte: 0xf0 });
+      link(high.node, low.node); // the link that will lose: dialled by the higher id
+      await waitFor(
+        () => low.node.neighbours().length === 1 && high.node.neighbours().length === 1,
+      );
+      link(low.node, high.node); // the winner; each side decides at its own moment
+      // Both speak at once, on whichever link each still thinks is current.
+      const deadline = performance.now() + 50;
+      let sent = 0;
+      while (performance.now() < deadline) {
+        low.node.sendChat(`low ${round}.${sent}`);
+        high.node.sendChat(`high ${round}.${sent}`);
+        sent++;
+        await Bun.sleep(1);
+      }
+      await waitFor(() => low.node.connectionCount === 1 && high.node.connectionCount === 1);
+      await waitFor(
+        () =>
+          low.messages.filter((m) => !m.own).length === sent &&
+          high.messages.filter((m) => !m.own).length === sent,
+        2000,
+        () =>
+          `round ${round}: ${sent} each way; low got ${low.messages.filter((m) => !m.own).length}, high got ${high.messages.filter((m) => !m.own).length}`,
+      );
+      await Promise.all([low.node.close(), high.node.close()]);
+    }
+  });
+
   test("a simultaneous dial leaves exactly one link", async () => {
     const a = makeNode("a", { idByte: 0x33 });
     const b = makeNode("b", { idByte: 0x22 });
@@ -229,6 +266,44 @@ describe("PeerNode links", () => {
     await waitFor(() => raw.frames.some((f) => f.type === FrameType.Pong));
     const pong = raw.frames.find((f) => f.type === FrameType.Pong) as Frame;
     expect(decodeNonce(pong.payload, "PONG")).toBe(0x1234_5678_9abc_def0n);
+  });
+
+  test("frame type 0x00 is a framing error (ERROR 1)", async () => {
+    const a = makeNode("alice");
+    const raw = rawPeer(a.node);
+    raw.stream.write(hello(0x42));
+    raw.stream.write(ByteWriter.frame(0x00, 1).u8(0).done());
+    await waitFor(() => raw.closed);
+    const error = raw.frames.find((f) => f.type === FrameType.Error);
+    expect(error && decodeError(error.payload).code).toBe(WireErrorCode.BadFrame);
+  });
+
+  test("a malformed ERROR as the first frame is a refusal: closed without a reply", async () => {
+    const a = makeNode("alice");
+    const raw = rawPeer(a.node);
+    raw.stream.write(
+      ByteWriter.frame(FrameType.Error, 3)
+        .bytes(Uint8Array.of(0, 1, 0))
+        .done(),
+    );
+    await waitFor(() => raw.closed);
+    expect(raw.frames.map((f) => f.type)).toEqual([FrameType.Hello]);
+  });
+
+  test("the wire tap and --trace see the frames written while closing (ERROR, BYE)", async () => {
+    const seen: number[] = [];
+    const a = makeNode("alice", {
+      tap: { frameOut: (_n, _c, frame) => seen.push(frame[4] as number) },
+    });
+    const garbled = rawPeer(a.node);
+    garbled.stream.write(Uint8Array.of(0, 0, 0, 0));
+    await waitFor(() => garbled.closed);
+    expect(seen).toEqual([FrameType.Hello, FrameType.Error]);
+    const polite = rawPeer(a.node);
+    polite.stream.write(hello(0x43));
+    await waitFor(() => a.node.neighbours().length === 1);
+    await a.node.close("bye now");
+    expect(seen.slice(2)).toEqual([FrameType.Hello, FrameType.Bye]);
   });
 
   test("unknown frame types 0x08–0xFF are skipped; the link stays up", async () => {

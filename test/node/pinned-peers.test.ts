@@ -7,7 +7,7 @@ import { FakeClock } from "../helpers/fake-clock.ts";
 import { testLogger } from "../helpers/logger.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
-test("an unreachable pinned address is retried at 1, 2, 4 … 30 s with jitter, and joins once it is up", async () => {
+test("an unreachable pinned address is retried at 1, 2, 4 … 30 s, and joins once it is up", async () => {
   const clock = new FakeClock();
   const dials: number[] = [];
   let up: PeerNode | undefined;
@@ -25,7 +25,8 @@ test("an unreachable pinned address is retried at 1, 2, 4 … 30 s with jitter, 
       return { ok: true, stream: out };
     },
   });
-  const pinned = new PinnedPeers(node, log.logger, { clock, random: () => 0.5 });
+  // random() = 0: no jitter, so the schedule is exact (jitter has its own test).
+  const pinned = new PinnedPeers(node, log.logger, { clock, random: () => 0 });
   const first = await pinned.add({ host: "late", port: 9000 });
   expect(first.status).toBe("failed");
   expect(
@@ -62,4 +63,40 @@ test("an unreachable pinned address is retried at 1, 2, 4 … 30 s with jitter, 
   await waitFor(() => node.neighbours().some((n) => n.nick === "late again"), 2000, "rejoined");
   pinned.close();
   await Promise.all([node.close(), up.close()]);
+});
+
+test("asking for the same address again during a dial joins that dial instead of starting another", async () => {
+  const clock = new FakeClock();
+  const dials: number[] = [];
+  const log = testLogger(4);
+  let release: (() => void) | undefined;
+  const node = new PeerNode({
+    nick: "me",
+    listenPort: 0,
+    logger: log.logger,
+    clock,
+    dial: async () => {
+      dials.push(clock.now());
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      return { ok: false, error: new ConnectionError("REFUSED", "connection refused") };
+    },
+  });
+  const pinned = new PinnedPeers(node, log.logger, { clock, random: () => 0 });
+  const first = pinned.add({ host: "slow", port: 1 });
+  const second = pinned.add({ host: "slow", port: 1 });
+  await waitFor(() => release !== undefined);
+  release?.();
+  expect(await first).toEqual(await second);
+  for (const wait of [1000, 2000, 4000]) {
+    clock.advance(wait);
+    await waitFor(() => release !== undefined);
+    release?.();
+    await Bun.sleep(1);
+  }
+  // One chain of retries: 0, 1, 3, 7 s, not two interleaved ones.
+  expect(dials).toEqual([0, 1000, 3000, 7000].map((t) => (dials[0] as number) + t));
+  pinned.close();
+  await node.close();
 });
