@@ -1,8 +1,10 @@
 import type { ConsolaInstance } from "consola";
+import { type Clock, systemClock } from "./node/clock.ts";
 import { DEFAULT_DEGREE, Mesh } from "./node/mesh.ts";
 import {
   type ConnectOutcome,
   DEFAULT_MAX_PEERS,
+  type Dial,
   PeerNode,
   type WireTap,
 } from "./node/peer-node.ts";
@@ -29,6 +31,8 @@ export interface PeerConfig {
   readonly degree?: number;
   readonly logger: ConsolaInstance;
   /** Test hooks. */
+  readonly clock?: Clock;
+  readonly dial?: Dial;
   readonly nodeId?: Uint8Array;
   readonly tap?: WireTap;
   readonly handshakeTimeoutMs?: number;
@@ -69,8 +73,9 @@ export function startPeer(config: PeerConfig): RunningPeer {
       nick: config.nick ?? defaultNick(listen),
       listenPort: listener.port,
       logger: config.logger,
-      dial: (endpoint) => dialTcp(endpoint),
+      dial: config.dial ?? ((endpoint) => dialTcp(endpoint)),
       maxPeers: config.maxPeers ?? DEFAULT_MAX_PEERS,
+      ...(config.clock ? { clock: config.clock } : {}),
       ...(config.nodeId ? { nodeId: config.nodeId } : {}),
       ...(config.tap ? { tap: config.tap } : {}),
       ...(config.handshakeTimeoutMs ? { handshakeTimeoutMs: config.handshakeTimeoutMs } : {}),
@@ -80,14 +85,16 @@ export function startPeer(config: PeerConfig): RunningPeer {
     throw error;
   }
   const peerNode = node;
-  const pinned = new PinnedPeers(peerNode, config.logger);
+  const clock = config.clock ?? systemClock;
+  const pinned = new PinnedPeers(peerNode, config.logger, { clock });
   const mesh = new Mesh(peerNode, {
     degree: config.degree ?? DEFAULT_DEGREE,
     maxPeers: config.maxPeers ?? DEFAULT_MAX_PEERS,
     logger: config.logger,
+    clock,
     isPinned: (endpoint) => pinned.has(endpoint),
   });
-  const presence = new PresenceTracker(peerNode);
+  const presence = new PresenceTracker(peerNode, { clock });
   for (const endpoint of config.peers ?? []) void pinned.add(endpoint);
   let closing: Promise<void> | undefined;
   const stopBackground = () => {

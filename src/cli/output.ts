@@ -54,8 +54,8 @@ export function humanOutput(print: (line: string) => void): Output {
     peerDown: (peer) =>
       info(
         peer.by === "remote"
-          ? `link to ${describePeer(peer)} closed: ${sanitize(peer.reason)}`
-          : `closed the link to ${describePeer(peer)}: ${sanitize(peer.reason)}`,
+          ? `${sanitize(peer.nick)} left: ${sanitize(peer.reason)}`
+          : `disconnected from ${describePeer(peer)}: ${sanitize(peer.reason)}`,
       ),
     presence(change) {
       const nick = sanitize(change.nick);

@@ -74,6 +74,17 @@ export interface Connection {
   abort(): void;
 }
 
+/** Hooks for {@link FrameConnection}. */
+export interface FrameConnectionOptions {
+  /**
+   * Sees the BYE or ERROR frame written by `close`, so that traces and taps see every
+   * frame that leaves, not only those passed to `send`.
+   */
+  readonly onFinalFrame?: (frame: Uint8Array) => void;
+  /** Receives an exception thrown by the handler's `close` (a bug above this layer). */
+  readonly onHandlerError?: (error: unknown) => void;
+}
+
 let nextConnectionId = 1;
 
 /**
@@ -91,13 +102,9 @@ export class FrameConnection implements Connection {
   private draining = false;
   private reported = false;
 
-  /**
-   * @param onFinalFrame sees the BYE or ERROR frame written by {@link close}, so that
-   *   traces and taps see every frame that leaves, not only those passed to `send`.
-   */
   constructor(
     private readonly stream: ByteStream,
-    private readonly onFinalFrame?: (frame: Uint8Array) => void,
+    private readonly options: FrameConnectionOptions = {},
   ) {}
 
   get direction(): Direction {
@@ -170,7 +177,7 @@ export class FrameConnection implements Connection {
   }
 
   private endWith(frame: Uint8Array): void {
-    this.onFinalFrame?.(frame);
+    this.options.onFinalFrame?.(frame);
     this.stream.end(frame);
   }
 
@@ -233,7 +240,13 @@ export class FrameConnection implements Connection {
       by: "remote",
       reason: info.error ? describeSocketError(info.error) : "closed",
     };
-    this.handler?.close(closed);
+    try {
+      this.handler?.close(closed);
+    } catch (error) {
+      // A bug in the layer above must not escape into the socket's callback, or into
+      // whoever happened to trigger the close (a dial in progress, say).
+      this.options.onHandlerError?.(error);
+    }
   }
 }
 

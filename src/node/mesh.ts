@@ -3,8 +3,9 @@ import { fromHex, hex } from "../protocol/hex.ts";
 import { encodePeers, MAX_PEERS_PER_FRAME, type PeerAddress } from "../protocol/peers.ts";
 import type { Endpoint } from "../transport/byte-stream.ts";
 import { AddressBook, type BookEntry } from "./address-book.ts";
+import { backoffMs, jitter } from "./backoff.ts";
 import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
-import type { NeighbourInfo, PeerNode } from "./peer-node.ts";
+import type { NeighbourInfo, PeerDown, PeerNode } from "./peer-node.ts";
 
 /** Default number of links each node keeps (gossipsub's D, HyParView's active view). */
 export const DEFAULT_DEGREE = 4;
@@ -14,6 +15,23 @@ export const MESH_TICK_MS = 1000;
 
 /** Changes to the neighbour set are announced to neighbours at most this often. */
 export const PEERS_DEBOUNCE_MS = 500;
+
+/**
+ * A neighbour lost without a goodbye (crash, reset, silence, partition) is redialled
+ * up to this many times, backing off from 1 s to 30 s (about three minutes in all), while
+ * this node has fewer than twice its degree in links. Then it is left to the degree
+ * logic like any other known address.
+ */
+export const MAX_NEIGHBOUR_REDIALS = 10;
+
+/** Lost neighbours are redialled only while this node has fewer than this × degree links. */
+export const REDIAL_CEILING_FACTOR = 2;
+
+interface Redial {
+  readonly entry: BookEntry;
+  attempts: number;
+  timer: TimerHandle | undefined;
+}
 
 /** Options for {@link Mesh}. */
 export interface MeshOptions {
@@ -32,15 +50,18 @@ export interface MeshOptions {
  * (PEERS, after each handshake and whenever the neighbour set changes); every address
  * goes into a bounded {@link AddressBook}; and while this node has fewer than `degree`
  * links it dials known addresses in random order, skipping those still backed off after
- * failures. A lost neighbour is backed off like a failed dial (1 s, doubling to 30 s) and
- * redialled while the node is short of links. So when a peer in the middle of a chain
- * dies, its two sides already know each other and link up.
+ *  failures. A neighbour lost without a goodbye is redialled on its own schedule (1 s,
+ * doubling to 30 s, jittered) even at full degree (up to twice the degree), so a
+ * restarted peer or the far side of a healed partition is found again. When a peer in the middle of a chain dies, its
+ * two sides already know each other from PEERS and link up.
  */
 export class Mesh {
   readonly book: AddressBook;
   readonly degree: number;
   private readonly clock: Clock;
+  private readonly random: () => number;
   private readonly dialing = new Set<string>();
+  private readonly redials = new Map<string, Redial>();
   private readonly unsubscribe: Array<() => void> = [];
   private tick: TimerHandle | undefined;
   private announceTimer: TimerHandle | undefined;
@@ -52,7 +73,8 @@ export class Mesh {
   ) {
     this.degree = options.degree ?? DEFAULT_DEGREE;
     this.clock = options.clock ?? systemClock;
-    this.book = new AddressBook(() => this.clock.now(), options.random ?? Math.random);
+    this.random = options.random ?? Math.random;
+    this.book = new AddressBook(() => this.clock.now(), this.random);
     this.unsubscribe.push(
       node.events.on("peer-up", (peer) => this.onPeerUp(peer)),
       node.events.on("peer-down", (peer) => this.onPeerDown(peer)),
@@ -66,6 +88,8 @@ export class Mesh {
     this.stopped = true;
     this.clock.clearTimeout(this.tick);
     this.clock.clearTimeout(this.announceTimer);
+    for (const r of this.redials.values()) this.clock.clearTimeout(r.timer);
+    this.redials.clear();
     for (const off of this.unsubscribe.splice(0)) off();
   }
 
@@ -78,6 +102,7 @@ export class Mesh {
     const candidates = this.book.candidates(
       (e) =>
         !this.dialing.has(e.key) &&
+        !this.redials.has(e.key) &&
         !(
           e.nodeId !== undefined &&
           (e.nodeId === this.node.nodeIdHex || this.node.isNeighbour(e.nodeId))
@@ -86,7 +111,9 @@ export class Mesh {
     );
     for (const entry of candidates) {
       if (need-- <= 0) break;
-      void this.dial(entry);
+      void this.dial(entry).catch((error) =>
+        this.options.logger.error(`mesh: dialling ${entry.key} failed:`, error),
+      );
     }
   }
 
@@ -121,13 +148,67 @@ export class Mesh {
     this.scheduleAnnounce();
   }
 
-  private onPeerDown(peer: NeighbourInfo): void {
-    if (peer.listenPort > 0 && !this.stopped) {
-      // Redial a lost neighbour like a failed address: after ~1 s, then backing off.
-      this.book.failed(this.book.learn(peer.address, peer.nodeId, false));
+  private onPeerDown(peer: PeerDown): void {
+    if (this.stopped) return;
+    if (peer.listenPort > 0) {
+      const entry = this.book.learn(peer.address, peer.nodeId, false);
+      this.book.failed(entry);
+      // Gone without a goodbye: probably coming back (a restart, a healed partition).
+      if (!peer.graceful && !this.options.isPinned?.(peer.address)) this.scheduleRedial(entry);
     }
     this.scheduleAnnounce();
     this.maintain();
+  }
+
+  private scheduleRedial(entry: BookEntry): void {
+    let redial = this.redials.get(entry.key);
+    if (!redial) {
+      redial = { entry, attempts: 0, timer: undefined };
+      this.redials.set(entry.key, redial);
+    }
+    const r = redial;
+    this.clock.clearTimeout(r.timer);
+    r.timer = this.clock.setTimeout(
+      () =>
+        void this.redial(r).catch((error) => {
+          this.options.logger.error(`mesh: redialling ${r.entry.key} failed:`, error);
+          this.redials.delete(r.entry.key);
+        }),
+      jitter(backoffMs(r.attempts), this.random),
+    );
+  }
+
+  private async redial(r: Redial): Promise<void> {
+    r.timer = undefined;
+    const { entry } = r;
+    if (this.stopped || this.redials.get(entry.key) !== r) return;
+    if (entry.nodeId !== undefined && this.node.isNeighbour(entry.nodeId)) {
+      this.redials.delete(entry.key);
+      return;
+    }
+    if (this.node.neighbourCount >= this.degree * REDIAL_CEILING_FACTOR) {
+      // Well connected without it: let it go, or links would only ever accumulate.
+      this.redials.delete(entry.key);
+      return;
+    }
+    if (this.dialing.has(entry.key)) {
+      this.scheduleRedial(entry);
+      return;
+    }
+    this.dialing.add(entry.key);
+    const outcome = await this.node.connect(entry.endpoint);
+    this.dialing.delete(entry.key);
+    if (this.stopped) return;
+    if (outcome.status === "failed") {
+      this.book.failed(entry);
+      r.attempts++;
+      if (r.attempts >= MAX_NEIGHBOUR_REDIALS) this.redials.delete(entry.key);
+      else this.scheduleRedial(entry);
+      return;
+    }
+    this.redials.delete(entry.key);
+    if (outcome.status === "self") this.book.markSelf(entry);
+    else this.book.succeeded(entry, outcome.peer.nodeId);
   }
 
   private onPeers(peers: readonly PeerAddress[]): void {
@@ -147,7 +228,7 @@ export class Mesh {
     if (peers.length === 0) return;
     // More than fit in one frame: a random selection, different for each neighbour.
     while (peers.length > MAX_PEERS_PER_FRAME)
-      peers.splice(Math.floor(Math.random() * peers.length), 1);
+      peers.splice(Math.floor(this.random() * peers.length), 1);
     this.node.sendTo(to, encodePeers(peers));
   }
 

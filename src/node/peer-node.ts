@@ -103,6 +103,8 @@ export interface PeerDown extends NeighbourInfo {
   readonly reason: string;
   /** `remote`: the neighbour left or the link failed. `local`: this node closed it. */
   readonly by: "local" | "remote";
+  /** The neighbour said BYE: it left on purpose, so there is no point redialling it. */
+  readonly graceful: boolean;
 }
 
 /** A connection that failed before or instead of becoming a neighbour, or broke the protocol. */
@@ -187,6 +189,8 @@ interface Link {
   superseded: boolean;
   /** BYE reason or ERROR received from the remote. */
   remoteReason: string | undefined;
+  /** The remote said BYE. */
+  graceful: boolean;
   /** Resolved when the connection has closed. */
   readonly closeWaiters: Array<() => void>;
   /** Liveness: frames seen at the last heartbeat, and when that count last moved. */
@@ -325,7 +329,10 @@ export class PeerNode {
    */
   addConnection(stream: ByteStream, dial?: PendingDial): void {
     let link: Link | undefined;
-    const conn = new FrameConnection(stream, (frame) => this.observeOut(link, conn, frame));
+    const conn = new FrameConnection(stream, {
+      onFinalFrame: (frame) => this.observeOut(link, conn, frame),
+      onHandlerError: (error) => this.log.error("closing a connection failed:", error),
+    });
     const full = this.links.size >= this.maxPeers;
     if (this.closing || full) {
       const reason = this.closing
@@ -357,6 +364,7 @@ export class PeerNode {
       dial,
       superseded: false,
       remoteReason: undefined,
+      graceful: false,
       closeWaiters: [],
       framesSeen: 0,
       lastFrameAt: now,
@@ -402,7 +410,16 @@ export class PeerNode {
       result.stream.destroy();
       return { status: "failed", reason: "peer is shutting down" };
     }
-    return new Promise((resolve) => this.addConnection(result.stream, { endpoint, resolve }));
+    return new Promise((resolve) => {
+      try {
+        this.addConnection(result.stream, { endpoint, resolve });
+      } catch (error) {
+        // A bug, but a dial must still end in an outcome: callers retry on "failed".
+        this.log.error(`setting up the connection to ${formatEndpoint(endpoint)} failed:`, error);
+        result.stream.destroy();
+        resolve({ status: "failed", reason: "internal error" });
+      }
+    });
   }
 
   /**
@@ -510,6 +527,7 @@ export class PeerNode {
       case FrameType.Error:
         // The remote is leaving either way: close without an answer, even if it is garbled.
         link.remoteReason = describeFarewell(frame);
+        link.graceful = frame.type === FrameType.Bye;
         link.conn.close({ kind: "quiet", reason: link.remoteReason });
         return;
       case FrameType.Hello:
@@ -584,6 +602,9 @@ export class PeerNode {
   private establish(link: Link): void {
     link.state = "established";
     link.since = this.clock.now();
+    // Silence is counted from the HELLO, not from the first heartbeat that notices it.
+    link.framesSeen = link.conn.stats.framesIn;
+    link.lastFrameAt = link.since;
     this.neighbourLinks.set(link.key as string, link);
     const peer = this.info(link);
     this.log.debug(`linked to ${peer.nick} (${formatEndpoint(peer.address)}, ${peer.direction})`);
@@ -683,7 +704,7 @@ export class PeerNode {
     }
     if (wasEstablished) {
       const by = link.remoteReason !== undefined ? "remote" : info.by;
-      this.events.emit("peer-down", { ...this.info(link), reason, by });
+      this.events.emit("peer-down", { ...this.info(link), reason, by, graceful: link.graceful });
     } else if (!link.superseded) {
       this.log.debug(`connection ${where} closed before handshake: ${reason}`);
     }

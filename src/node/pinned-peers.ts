@@ -86,9 +86,16 @@ export class PinnedPeers {
   }
 
   private attempt(pin: Pin): Promise<ConnectOutcome> {
-    pin.inFlight = this.dial(pin).finally(() => {
-      pin.inFlight = undefined;
-    });
+    pin.inFlight = this.dial(pin)
+      .catch((error): ConnectOutcome => {
+        // Never let a bug end the retries: log it and try again later.
+        this.log.error(`dialling ${pin.label} failed:`, error);
+        this.retry(pin);
+        return { status: "failed", reason: "internal error" };
+      })
+      .finally(() => {
+        pin.inFlight = undefined;
+      });
     return pin.inFlight;
   }
 

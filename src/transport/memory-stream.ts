@@ -18,6 +18,8 @@ export interface MemoryPairOptions {
    * chunk per batch, like a socket that reads everything written in a tick.
    */
   readonly split?: (bytes: Uint8Array) => Uint8Array[];
+  /** Delivers every batch this much later, in order: a slow link. */
+  readonly delayMs?: number;
 }
 
 /**
@@ -30,8 +32,8 @@ export function createMemoryPair(
 ): [outbound: ByteStream, inbound: ByteStream] {
   const a = options.outboundAddress ?? { host: "memory", port: 1 };
   const b = options.inboundAddress ?? { host: "memory", port: 2 };
-  const out = new MemoryStream("outbound", b, a, options.split);
-  const inb = new MemoryStream("inbound", a, b, options.split);
+  const out = new MemoryStream("outbound", b, a, options.split, options.delayMs ?? 0);
+  const inb = new MemoryStream("inbound", a, b, options.split, options.delayMs ?? 0);
   out.peer = inb;
   inb.peer = out;
   return [out, inb];
@@ -52,6 +54,7 @@ class MemoryStream implements ByteStream {
     readonly remote: Endpoint,
     readonly local: Endpoint,
     private readonly split: ((bytes: Uint8Array) => Uint8Array[]) | undefined,
+    private readonly delayMs: number,
   ) {}
 
   get pendingBytes(): number {
@@ -101,7 +104,11 @@ class MemoryStream implements ByteStream {
     if (!peer || peer.isClosed || this.outbox.length === 0) return;
     const batch = concat(this.outbox);
     this.outbox = [];
-    for (const chunk of this.split ? this.split(batch) : [batch]) peer.receive(chunk);
+    const deliver = () => {
+      for (const chunk of this.split ? this.split(batch) : [batch]) peer.receive(chunk);
+    };
+    if (this.delayMs > 0) setTimeout(deliver, this.delayMs);
+    else deliver();
   }
 
   private receive(chunk: Uint8Array): void {

@@ -40,12 +40,20 @@ export class TcpStream implements ByteStream {
   private closeInfo: StreamClosed | undefined;
   private deadline: Timer | undefined;
 
+  /**
+   * @param dialled for outbound streams, the address dialled: Bun leaves the socket's
+   *   own address fields empty once a connection has been reset.
+   */
   constructor(
     private readonly socket: Socket<TcpStream>,
     readonly direction: Direction,
+    dialled?: Endpoint,
   ) {
-    this.remote = { host: socket.remoteAddress, port: socket.remotePort };
-    this.local = { host: socket.localAddress, port: socket.localPort };
+    this.remote = {
+      host: socket.remoteAddress ?? dialled?.host ?? "unknown",
+      port: socket.remotePort ?? dialled?.port ?? 0,
+    };
+    this.local = { host: socket.localAddress ?? "unknown", port: socket.localPort ?? 0 };
     socket.setNoDelay(true);
   }
 
@@ -228,7 +236,7 @@ export function dialTcp(endpoint: Endpoint, timeoutMs = DIAL_TIMEOUT_MS): Promis
               socket.terminate();
               return;
             }
-            socket.data = new TcpStream(socket, "outbound");
+            socket.data = new TcpStream(socket, "outbound", endpoint);
           },
         },
       });

@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { compile } from "../../scripts/build.ts";
+import { compile, RELEASE_TARGETS } from "../../scripts/build.ts";
 import { fromBinary, type Launcher } from "../helpers/cli.ts";
 import {
   failures,
@@ -22,7 +22,9 @@ let binary: Launcher;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "peerchat-binary-"));
   const path = join(dir, "peerchat");
-  await compile(path);
+  // This machine's release target if there is one: the very build `bun run release` ships.
+  const host = RELEASE_TARGETS.find((t) => t.target === `bun-${process.platform}-${process.arch}`);
+  await compile(path, host?.target);
   binary = fromBinary(path);
 }, 120_000);
 

@@ -1,5 +1,8 @@
 import { expect } from "bun:test";
+import { encodeBye } from "../../src/protocol/control.ts";
+import { encodeHello } from "../../src/protocol/hello.ts";
 import { CliProcess, type Launcher, listenPortOf } from "../helpers/cli.ts";
+import { rawConnect } from "../helpers/raw-client.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
 /** Time limit for one scenario: it starts several processes (and may wait for a redial). */
@@ -46,9 +49,11 @@ export async function readmeChain(launcher: Launcher): Promise<void> {
       for (const p of peers) await p.waitForLine(re);
     }
   }
-  // Give any stray duplicate time to show up, then count: exactly once everywhere.
-  await b.waitForLine("second line from peer 2");
-  await Bun.sleep(200);
+  // A last line from each peer: links deliver in order, so once these sentinels have
+  // arrived everywhere, any stray copy of the lines above would have arrived too.
+  for (const [i, p] of peers.entries()) p.send(`sentinel ${i}`);
+  for (const p of peers)
+    for (const i of [0, 1, 2]) await p.waitForLine(new RegExp(`> sentinel ${i}$`));
   for (const [i, nick] of nicks.entries()) {
     for (const p of peers) {
       expect(count(p, chatLine(nick.replace(/\./g, "\\."), `hello from peer ${i}`))).toBe(1);
@@ -143,7 +148,7 @@ export async function oneShotSend(launcher: Launcher): Promise<void> {
   expect(await send.exited).toBe(0);
   await a.waitForLine(chatLine("oneshot", "sent in one shot"));
   await b.waitForLine(chatLine("oneshot", "sent in one shot"));
-  await a.waitForLine(/link to oneshot \(127\.0\.0\.1:\d+\) closed: sent/);
+  await a.waitForLine("oneshot left: sent");
 
   // A message typed with nobody connected says so instead of vanishing.
   const alone = start(launcher, ["127.0.0.1", "0", "--nick", "alone"]);
@@ -224,4 +229,12 @@ export async function headlessRelay(launcher: Launcher): Promise<void> {
   a.send("evil \u202Etxt.exe");
   await b.waitForLine("evil \\u{202e}txt.exe");
   expect(b.stdout.some((l) => l.includes("\u202E"))).toBe(false);
+
+  // A neighbour's BYE reason is theirs to choose: it must not repaint our screen either.
+  const raw = await rawConnect({ host: "127.0.0.1", port });
+  raw.write(encodeHello({ nodeId: new Uint8Array(32).fill(0x99), listenPort: 0, nick: "raw" }));
+  await relay.waitForLine("connected to raw");
+  raw.write(encodeBye("\u001b[2J\u001b[Hgotcha"));
+  await relay.waitForLine("raw left: ^[[2J^[[Hgotcha");
+  expect(relay.stdout.some((l) => l.includes("\u001b"))).toBe(false);
 }

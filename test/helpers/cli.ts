@@ -81,10 +81,16 @@ export class CliProcess {
     return this.stdout.map((line) => JSON.parse(line) as Record<string, unknown>);
   }
 
-  /** Resident memory in KiB, from /proc. */
-  async rssKiB(): Promise<number> {
+  /**
+   * Memory figures in KiB, from /proc: `rss` (resident) and `size` (virtual). An
+   * allocation that is never touched does not show in RSS, but does in the virtual size,
+   * which the allocator does not give back at once.
+   */
+  async memoryKiB(): Promise<{ rss: number; size: number }> {
     const status = await Bun.file(`/proc/${this.pid}/status`).text();
-    return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
+    const field = (name: string) =>
+      Number(new RegExp(`${name}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN);
+    return { rss: field("VmRSS"), size: field("VmSize") };
   }
 
   /** Stops the process (SIGTERM, then SIGKILL) and waits for it. */

@@ -1,9 +1,18 @@
 import { expect } from "bun:test";
 import type { Connection } from "../../src/link/connection.ts";
-import type { ChatMessage, NeighbourInfo, PeerDown, WireTap } from "../../src/node/peer-node.ts";
+import type { Clock } from "../../src/node/clock.ts";
+import type {
+  ChatMessage,
+  Dial,
+  NeighbourInfo,
+  PeerDown,
+  WireTap,
+} from "../../src/node/peer-node.ts";
+import type { PresenceChange } from "../../src/node/presence.ts";
 import { FrameType, MESSAGE_ID_BYTES } from "../../src/protocol/constants.ts";
 import { hex } from "../../src/protocol/hex.ts";
 import { type RunningPeer, startPeer } from "../../src/start-peer.ts";
+import type { Endpoint } from "../../src/transport/byte-stream.ts";
 import { type TestLogger, testLogger } from "./logger.ts";
 import { randomInt } from "./random.ts";
 import { waitFor } from "./wait-for.ts";
@@ -16,6 +25,9 @@ export interface TestPeer {
   readonly messages: ChatMessage[];
   readonly ups: NeighbourInfo[];
   readonly downs: PeerDown[];
+  readonly presence: PresenceChange[];
+  /** False once killed (until restarted, which makes a new TestPeer). */
+  alive: boolean;
 }
 
 /** Options for one peer of a {@link TestNetwork}. */
@@ -24,6 +36,14 @@ export interface PeerOptions {
   /** Mesh degree; default 0, so the network has exactly the links a test makes. */
   readonly degree?: number;
   readonly logLevel?: number;
+  /** Listen port; default 0 (any). */
+  readonly port?: number;
+  /** Bootstrap peers, as on the command line. */
+  readonly peers?: readonly Endpoint[];
+  /** How this peer dials (for fault injection); default real TCP. */
+  readonly dial?: Dial;
+  /** Time source (a counting clock finds leaked timers); default the real clock. */
+  readonly clock?: Clock;
   /** Sees every frame the peer sends, before it is queued. */
   readonly onFrameOut?: (connection: Connection, frame: Uint8Array) => void;
 }
@@ -32,15 +52,18 @@ export interface PeerOptions {
 export type Edge = readonly [number, number];
 
 /**
- * Real peers in this process, on 127.0.0.1 port 0, linked over real TCP. A wire tap
- * counts every FLOOD each peer sends to each neighbour, per message id, so tests can
- * check that no message crosses a link twice in the same direction.
+ * Real peers in this process, on 127.0.0.1, linked over real TCP. A wire tap counts
+ * every FLOOD each peer sends to each neighbour, per message id, so tests can check
+ * that no message crosses a link twice in the same direction.
  */
 export class TestNetwork {
   readonly peers: TestPeer[] = [];
   /** `from>to:messageId` → FLOOD frames sent. */
   readonly floodsSent = new Map<string, number>();
+  /** `fromNodeId>toNodeId` → FLOOD frames sent and received, to know when the flood is over. */
+  private readonly inFlight = new Map<string, { sent: number; received: number }>();
   private readonly indexById = new Map<string, number>();
+  private readonly optionsOf: PeerOptions[] = [];
 
   static start(n: number, options: PeerOptions = {}): TestNetwork {
     const net = new TestNetwork();
@@ -50,11 +73,33 @@ export class TestNetwork {
 
   add(options: PeerOptions = {}): TestPeer {
     const index = this.peers.length;
+    this.optionsOf.push(options);
+    const p = this.launch(index, options);
+    this.peers.push(p);
+    return p;
+  }
+
+  private launch(index: number, options: PeerOptions): TestPeer {
     const log = testLogger(options.logLevel ?? 4);
+    let self = "";
+    const edge = (from: string, to: string) => {
+      const key = `${from}>${to}`;
+      let counts = this.inFlight.get(key);
+      if (!counts) {
+        counts = { sent: 0, received: 0 };
+        this.inFlight.set(key, counts);
+      }
+      return counts;
+    };
     const tap: WireTap = {
+      frameIn: (neighbour, _conn, frame) => {
+        if (frame.type === FrameType.Flood && neighbour !== undefined)
+          edge(neighbour, self).received++;
+      },
       frameOut: (neighbour, conn, frame) => {
         options.onFrameOut?.(conn, frame);
         if (frame[4] !== FrameType.Flood || neighbour === undefined) return;
+        edge(self, neighbour).sent++;
         const id = hex(frame.subarray(5, 5 + MESSAGE_ID_BYTES));
         const key = `${index}>${this.indexById.get(neighbour)}:${id}`;
         this.floodsSent.set(key, (this.floodsSent.get(key) ?? 0) + 1);
@@ -62,25 +107,66 @@ export class TestNetwork {
     };
     const peer = startPeer({
       host: "127.0.0.1",
-      port: 0,
+      port: options.port ?? 0,
       nick: `peer${index}`,
       logger: log.logger,
       tap,
       degree: options.degree ?? 0,
+      ...(options.peers ? { peers: options.peers } : {}),
+      ...(options.dial ? { dial: options.dial } : {}),
+      ...(options.clock ? { clock: options.clock } : {}),
       ...(options.maxPeers ? { maxPeers: options.maxPeers } : {}),
     });
+    self = peer.node.nodeIdHex;
     this.indexById.set(peer.node.nodeIdHex, index);
-    const testPeer: TestPeer = { index, peer, log, messages: [], ups: [], downs: [] };
-    peer.node.events.on("message", (m) => testPeer.messages.push(m));
-    peer.node.events.on("peer-up", (p) => testPeer.ups.push(p));
-    peer.node.events.on("peer-down", (p) => testPeer.downs.push(p));
-    this.peers.push(testPeer);
-    return testPeer;
+    const p: TestPeer = {
+      index,
+      peer,
+      log,
+      messages: [],
+      ups: [],
+      downs: [],
+      presence: [],
+      alive: true,
+    };
+    peer.node.events.on("message", (m) => p.messages.push(m));
+    // Each end forgets its half of a link's count when it sees the link go: frames lost
+    // with an old link never count against a new one between the same two peers.
+    peer.node.events.on("peer-up", (x) => p.ups.push(x));
+    peer.node.events.on("peer-down", (x) => {
+      edge(self, x.nodeId).sent = 0;
+      edge(x.nodeId, self).received = 0;
+      p.downs.push(x);
+    });
+    peer.presence.events.on("change", (c) => p.presence.push(c));
+    return p;
   }
 
   peer(i: number): TestPeer {
     const p = this.peers[i];
     if (!p) throw new Error(`no peer ${i}`);
+    return p;
+  }
+
+  /** Peers not killed. */
+  live(): TestPeer[] {
+    return this.peers.filter((p) => p.alive);
+  }
+
+  /** Stops peer `i` the way kill -9 would: no LEAVE, no BYE, sockets dropped. */
+  kill(i: number): void {
+    const p = this.peer(i);
+    p.alive = false;
+    p.peer.abort();
+  }
+
+  /** Starts peer `i` again on the same port (a new process: new node id, same command line). */
+  restart(i: number): TestPeer {
+    const old = this.peer(i);
+    if (old.alive) throw new Error(`peer ${i} is running`);
+    const options = { ...this.optionsOf[i], port: old.peer.listen.port };
+    const p = this.launch(i, options);
+    this.peers[i] = p;
     return p;
   }
 
@@ -93,15 +179,36 @@ export class TestNetwork {
       expect(outcome.status, `edge ${edges[i]}`).toBe("connected");
     }
     await waitFor(
-      () =>
-        edges.every(
-          ([a, b]) =>
-            this.peer(a).peer.node.isNeighbour(this.peer(b).peer.node.nodeIdHex) &&
-            this.peer(b).peer.node.isNeighbour(this.peer(a).peer.node.nodeIdHex),
-        ),
+      () => edges.every(([a, b]) => this.linked(a, b)),
       5000,
       "all links up at both ends",
     );
+  }
+
+  /** True if peers `a` and `b` are neighbours, as both see it. */
+  linked(a: number, b: number): boolean {
+    const pa = this.peer(a).peer.node;
+    const pb = this.peer(b).peer.node;
+    return pa.isNeighbour(pb.nodeIdHex) && pb.isNeighbour(pa.nodeIdHex);
+  }
+
+  /** True if the live peers form one connected network. */
+  connected(peers: readonly TestPeer[] = this.live()): boolean {
+    if (peers.length === 0) return true;
+    const byId = new Map(peers.map((p) => [p.peer.node.nodeIdHex, p]));
+    const seen = new Set<TestPeer>([peers[0] as TestPeer]);
+    const queue = [peers[0] as TestPeer];
+    while (queue.length > 0) {
+      const p = queue.pop() as TestPeer;
+      for (const n of p.peer.node.neighbours()) {
+        const q = byId.get(n.nodeId);
+        if (q && !seen.has(q)) {
+          seen.add(q);
+          queue.push(q);
+        }
+      }
+    }
+    return seen.size === peers.length;
   }
 
   /** Sends a chat message from peer `i`. */
@@ -111,28 +218,55 @@ export class TestNetwork {
     return outcome.message;
   }
 
-  /** Waits until every live peer has delivered every message in `ids`. */
+  /** Waits until every given peer has delivered every message in `ids`. */
   async waitDelivered(
     ids: readonly string[],
-    peers: readonly TestPeer[] = this.peers,
+    peers: readonly TestPeer[] = this.live(),
     timeoutMs = 10_000,
   ): Promise<void> {
     await waitFor(
       () => peers.every((p) => ids.every((id) => p.messages.some((m) => m.id === id))),
       timeoutMs,
-      `${ids.length} messages at ${peers.length} peers`,
+      () => {
+        const missing = peers.filter(
+          (p) => !ids.every((id) => p.messages.some((m) => m.id === id)),
+        );
+        return `${ids.length} messages at ${peers.length} peers; missing at ${missing.map((p) => `peer${p.index}`).join(", ")}`;
+      },
     );
   }
 
-  /** Waits until no bytes are queued anywhere (the flood has finished moving). */
+  /**
+   * Waits until the flood is over: every FLOOD sent over a link that is still up has
+   * been received at its other end (frames on links that went down are gone with them).
+   */
   async quiesce(): Promise<void> {
-    await waitFor(
-      () => this.peers.every((p) => p.peer.node.pendingBytes === 0),
-      5000,
-      "quiet network",
-    );
-    // One more turn of the event loop for frames already in the kernel.
-    await Bun.sleep(50);
+    const byId = new Map(this.live().map((p) => [p.peer.node.nodeIdHex, p]));
+    const settled = () => {
+      for (const a of this.live()) {
+        const id = a.peer.node.nodeIdHex;
+        for (const n of a.peer.node.neighbours()) {
+          // Only links both ends consider up: a link one end already dropped is gone.
+          if (!byId.get(n.nodeId)?.peer.node.isNeighbour(id)) continue;
+          const counts = this.inFlight.get(`${id}>${n.nodeId}`);
+          if (counts && counts.sent !== counts.received) return false;
+        }
+      }
+      return true;
+    };
+    await waitFor(settled, 5000, () => {
+      const open: string[] = [];
+      for (const a of this.live()) {
+        const id = a.peer.node.nodeIdHex;
+        for (const n of a.peer.node.neighbours()) {
+          if (!byId.get(n.nodeId)?.peer.node.isNeighbour(id)) continue;
+          const c = this.inFlight.get(`${id}>${n.nodeId}`);
+          if (c && c.sent !== c.received)
+            open.push(`peer${a.index}→${n.nick}: ${c.sent} sent, ${c.received} received`);
+        }
+      }
+      return `every FLOOD sent to have arrived (${open.join("; ")})`;
+    });
   }
 
   /** FLOOD frames of message `id` sent from peer `from` to peer `to`. */
@@ -140,8 +274,13 @@ export class TestNetwork {
     return this.floodsSent.get(`${from}>${to}:${id}`) ?? 0;
   }
 
+  /** Each live peer's number of links. */
+  degrees(): number[] {
+    return this.live().map((p) => p.peer.node.neighbourCount);
+  }
+
   async close(): Promise<void> {
-    await Promise.all(this.peers.map((p) => p.peer.close("test over")));
+    await Promise.all(this.live().map((p) => p.peer.close("test over")));
   }
 }
 

@@ -52,8 +52,8 @@ function makeNode(
 }
 
 /** Links two nodes through an in-memory pair: `a` dials `b`. */
-function link(a: PeerNode, b: PeerNode, split?: (bytes: Uint8Array) => Uint8Array[]) {
-  const [out, inb] = createMemoryPair(split ? { split } : {});
+function link(a: PeerNode, b: PeerNode, split?: (bytes: Uint8Array) => Uint8Array[], delayMs = 0) {
+  const [out, inb] = createMemoryPair({ ...(split ? { split } : {}), delayMs });
   a.addConnection(out);
   b.addConnection(inb);
 }
@@ -408,6 +408,22 @@ describe("PeerNode links", () => {
       own: false,
       seq: 1,
     });
+  });
+
+  test("our own message coming back round a cycle is dropped, not shown again", async () => {
+    const a = makeNode("a");
+    const b = makeNode("b");
+    const c = makeNode("c");
+    link(a.node, b.node);
+    link(b.node, c.node);
+    link(a.node, c.node, undefined, 100); // the slow way round: B's copy reaches C first
+    await waitFor(() => [a, b, c].every((x) => x.node.neighbours().length === 2));
+    const before = a.node.stats.duplicates;
+    a.node.sendChat("round the triangle");
+    await waitFor(() => a.node.stats.duplicates > before, 2000, "the copy back at A");
+    expect(a.messages.filter((m) => m.text === "round the triangle")).toHaveLength(1);
+    expect(b.messages.filter((m) => m.text === "round the triangle")).toHaveLength(1);
+    expect(c.messages.filter((m) => m.text === "round the triangle")).toHaveLength(1);
   });
 
   test("own messages are delivered locally once, marked own, with hops 0", () => {

@@ -26,6 +26,7 @@ import {
 import { type Frame, FrameDecoder } from "../../src/protocol/frame-decoder.ts";
 import { decodeHello, encodeHello } from "../../src/protocol/hello.ts";
 import { hex } from "../../src/protocol/hex.ts";
+import { encodePeers } from "../../src/protocol/peers.ts";
 
 const NODE_ID = Uint8Array.from({ length: 32 }, (_, i) => i + 1);
 const MESSAGE_ID = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
@@ -210,4 +211,12 @@ describe("CHAT validation", () => {
     const body = Uint8Array.from([...str("bob"), ...str("hi"), 0]);
     expect(protocolError(() => decodeChatBody(body)).code).toBe("TRAILING_BYTES");
   });
+});
+
+test("golden bytes: PEERS (the example in docs/PROTOCOL.md)", () => {
+  const frame = encodePeers([{ nodeId: NODE_ID, host: "10.0.0.7", port: 9001 }]);
+  expect(frame.length).toBe(51);
+  expect(hex(frame)).toBe(
+    ["0000002f", "03", "0001", hex(NODE_ID), "0008", "31302e302e302e37", "2329"].join(""),
+  );
 });
