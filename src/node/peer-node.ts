@@ -605,6 +605,8 @@ export class PeerNode {
     // Silence is counted from the HELLO, not from the first heartbeat that notices it.
     link.framesSeen = link.conn.stats.framesIn;
     link.lastFrameAt = link.since;
+    // A first PING at once, so the link's round-trip time is known from the start.
+    this.ping(link);
     this.neighbourLinks.set(link.key as string, link);
     const peer = this.info(link);
     this.log.debug(`linked to ${peer.nick} (${formatEndpoint(peer.address)}, ${peer.direction})`);
@@ -738,16 +740,17 @@ export class PeerNode {
         link.conn.close({ kind: "quiet", reason: link.remoteReason });
         continue;
       }
+      // A PING unanswered for 10 s is given up (the silence check above decides death).
+      if (link.ping && now - link.ping.sentAt >= PING_AFTER_IDLE_MS) link.ping = undefined;
       const pingDue = idle >= PING_AFTER_IDLE_MS || now - link.lastRttAt >= RTT_REFRESH_MS;
-      if (pingDue && link.ping === undefined) {
-        const nonce = crypto.getRandomValues(new BigUint64Array(1))[0] as bigint;
-        link.ping = { nonce, sentAt: now };
-        this.send(link, encodePing(nonce));
-      } else if (link.ping && now - link.ping.sentAt >= PING_AFTER_IDLE_MS) {
-        // Unanswered for 10 s: allow a fresh PING (the silence check above decides death).
-        link.ping = undefined;
-      }
+      if (pingDue && link.ping === undefined) this.ping(link);
     }
+  }
+
+  private ping(link: Link): void {
+    const nonce = crypto.getRandomValues(new BigUint64Array(1))[0] as bigint;
+    link.ping = { nonce, sentAt: this.clock.now() };
+    this.send(link, encodePing(nonce));
   }
 
   /** Sends one frame on a link; false if the link is closing or its reader is too slow. */

@@ -13,6 +13,13 @@ export const PRESENCE_TIMEOUT_MS = 90_000;
 /** How often the table is checked for time-outs. */
 export const PRESENCE_SWEEP_MS = 1000;
 
+/**
+ * A newcomer's JOIN is answered with an ALIVE within a random delay up to this, so it
+ * learns who is here in seconds instead of at the next 30 s round (the randomness keeps
+ * everyone from answering in the same instant).
+ */
+export const WELCOME_MAX_DELAY_MS = 2000;
+
 /** Someone in the network, as far as this node knows. */
 export interface PresenceEntry {
   /** Hex node id. */
@@ -72,14 +79,17 @@ export class PresenceTracker {
   private readonly unsubscribe: Array<() => void> = [];
   private aliveTimer: TimerHandle | undefined;
   private sweepTimer: TimerHandle | undefined;
+  private welcomeTimer: TimerHandle | undefined;
+  private readonly random: () => number;
   private joined = false;
   private stopped = false;
 
   constructor(
     private readonly node: PeerNode,
-    options: { clock?: Clock } = {},
+    options: { clock?: Clock; random?: () => number } = {},
   ) {
     this.clock = options.clock ?? systemClock;
+    this.random = options.random ?? Math.random;
     this.unsubscribe.push(
       node.events.on("flood", (flood) => this.onFlood(flood)),
       node.events.on("peer-up", () => this.announceJoin()),
@@ -130,6 +140,7 @@ export class PresenceTracker {
     this.stopped = true;
     this.clock.clearTimeout(this.aliveTimer);
     this.clock.clearTimeout(this.sweepTimer);
+    this.clock.clearTimeout(this.welcomeTimer);
     for (const off of this.unsubscribe.splice(0)) off();
   }
 
@@ -163,6 +174,7 @@ export class PresenceTracker {
     this.known.set(flood.origin, { nick, hops: flood.hops, lastSeen: now });
     if (presence?.kind === FloodKind.Join) {
       this.emit({ event: "join", nodeId: flood.origin, nick, hops: flood.hops });
+      this.welcome();
     } else if (known && known.nick !== nick) {
       this.emit({
         event: "nick",
@@ -174,16 +186,35 @@ export class PresenceTracker {
     }
   }
 
+  private sayAlive(): void {
+    if (!this.joined || this.stopped) return;
+    this.node.broadcast(
+      FloodKind.Alive,
+      encodePresenceBody({ kind: FloodKind.Alive, nick: this.node.nick }),
+    );
+  }
+
   private scheduleAlive(): void {
     this.aliveTimer = this.clock.setTimeout(() => {
       if (this.stopped) return;
-      if (this.joined)
-        this.node.broadcast(
-          FloodKind.Alive,
-          encodePresenceBody({ kind: FloodKind.Alive, nick: this.node.nick }),
-        );
+      this.sayAlive();
       this.scheduleAlive();
     }, ALIVE_INTERVAL_MS);
+  }
+
+  /**
+   * Lets a newcomer know we are here, soon but not all at once. Newcomers arriving while
+   * a welcome is pending share it, so a burst of joins costs one ALIVE per peer.
+   */
+  private welcome(): void {
+    if (this.welcomeTimer !== undefined) return;
+    this.welcomeTimer = this.clock.setTimeout(
+      () => {
+        this.welcomeTimer = undefined;
+        this.sayAlive();
+      },
+      Math.floor(this.random() * WELCOME_MAX_DELAY_MS),
+    );
   }
 
   private scheduleSweep(): void {

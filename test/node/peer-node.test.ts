@@ -303,7 +303,8 @@ describe("PeerNode links", () => {
     polite.stream.write(hello(0x43));
     await waitFor(() => a.node.neighbours().length === 1);
     await a.node.close("bye now");
-    expect(seen.slice(2)).toEqual([FrameType.Hello, FrameType.Bye]);
+    // HELLO, the PING that measures the new link's round trip, then BYE.
+    expect(seen.slice(2)).toEqual([FrameType.Hello, FrameType.Ping, FrameType.Bye]);
   });
 
   test("unknown frame types 0x08–0xFF are skipped; the link stays up", async () => {

@@ -5,6 +5,7 @@ import {
   PRESENCE_TIMEOUT_MS,
   type PresenceChange,
   PresenceTracker,
+  WELCOME_MAX_DELAY_MS,
 } from "../../src/node/presence.ts";
 import { createMemoryPair } from "../../src/transport/memory-stream.ts";
 import { FakeClock } from "../helpers/fake-clock.ts";
@@ -95,4 +96,34 @@ test(`ALIVE every ${ALIVE_INTERVAL_MS / 1000} s keeps a quiet peer present; sile
   expect(timeout).toMatchObject({ event: "timeout", nick: "dave" });
   expect(timeout && "lastSeen" in timeout && timeout.lastSeen).toBeLessThanOrEqual(silentFrom);
   expect(alice.presence.who().map((e) => e.nick)).toEqual(["alice", "bob"]);
+});
+
+test(`a newcomer learns who is here within ${WELCOME_MAX_DELAY_MS / 1000} s, not at the next ${ALIVE_INTERVAL_MS / 1000} s round`, async () => {
+  const clock = new FakeClock();
+  const alice = member("alice", clock);
+  const bob = member("bob", clock);
+  link(alice.node, bob.node);
+  await waitFor(() => alice.presence.who().length === 2);
+  await advance(clock, 10_000);
+  const carol = member("carol", clock);
+  link(carol.node, bob.node);
+  await waitFor(() => carol.node.neighbourCount === 1);
+  await advance(clock, WELCOME_MAX_DELAY_MS + 1000); // sent within 2 s, then a moment to arrive
+  expect(carol.presence.who().map((e) => e.nick)).toEqual(["carol", "alice", "bob"]);
+});
+
+test("two newcomers in quick succession are both welcomed", async () => {
+  const clock = new FakeClock();
+  const alice = member("alice", clock);
+  const bob = member("bob", clock);
+  link(alice.node, bob.node);
+  await advance(clock, 3000); // alice has welcomed bob
+  const carol = member("carol", clock);
+  link(carol.node, alice.node);
+  await advance(clock, WELCOME_MAX_DELAY_MS);
+  const dave = member("dave", clock);
+  link(dave.node, alice.node);
+  await advance(clock, WELCOME_MAX_DELAY_MS + 1000); // sent within 2 s, then a moment to arrive
+  expect(dave.presence.who().map((e) => e.nick)).toEqual(["dave", "alice", "bob", "carol"]);
+  expect(carol.presence.who().map((e) => e.nick)).toEqual(["carol", "alice", "bob", "dave"]);
 });
