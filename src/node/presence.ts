@@ -106,7 +106,8 @@ export class PresenceTracker {
       .map(([nodeId, k]) => ({
         nodeId,
         nick: k.nick,
-        hops: k.hops,
+        // A neighbour is one hop away, whatever path its latest message happened to take.
+        hops: this.node.isNeighbour(nodeId) ? 1 : k.hops,
         lastSeen: k.lastSeen,
         self: false,
       }))
