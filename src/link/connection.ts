@@ -40,6 +40,8 @@ export interface ConnectionHandler {
    */
   frame(frame: Frame): void;
   close(info: ConnectionClosed): void;
+  /** The send queue, congested earlier, has drained (see {@link Connection.congested}). */
+  clear?(): void;
 }
 
 /** Byte and frame counters for one connection. */
@@ -62,16 +64,22 @@ export interface Connection {
   readonly stats: Readonly<ConnectionStats>;
   /** Bytes queued towards the remote and not yet taken by the kernel. */
   readonly pendingBytes: number;
+  /** Bytes the kernel has taken so far. */
+  readonly bytesSent: number;
   readonly closed: boolean;
   start(handler: ConnectionHandler): void;
   /**
-   * Queues one encoded frame. Returns false if it was not queued: the connection is
-   * closed, or the remote is a slow consumer and is being dropped.
+   * Queues one encoded frame, `bytes[start, end)` (all of `bytes` by default). Returns
+   * false if it was not queued: the connection is closed, or the remote is a slow
+   * consumer and is being dropped.
    */
-  send(frame: Uint8Array): boolean;
+  send(bytes: Uint8Array, start?: number, end?: number): boolean;
   close(request: CloseRequest): void;
   /** Drops the connection at once, unflushed, with no frame: a crash as the remote sees it. */
   abort(): void;
+  /** Stops and restarts reading from the remote (flow control); idempotent. */
+  pause(): void;
+  resume(): void;
 }
 
 /** Hooks for {@link FrameConnection}. */
@@ -119,6 +127,9 @@ export class FrameConnection implements Connection {
   get pendingBytes(): number {
     return this.stream.pendingBytes;
   }
+  get bytesSent(): number {
+    return this.stream.bytesSent;
+  }
   get closed(): boolean {
     return this.reported || this.localClose !== undefined || this.stream.closed;
   }
@@ -128,15 +139,16 @@ export class FrameConnection implements Connection {
     this.stream.start({
       data: (chunk) => this.onData(chunk),
       close: (info) => this.onStreamClosed(info),
+      clear: () => this.handler?.clear?.(),
     });
   }
 
-  send(frame: Uint8Array): boolean {
+  send(bytes: Uint8Array, start = 0, end = bytes.length): boolean {
     if (this.localClose) return false;
-    const status = this.stream.write(frame);
+    const status = this.stream.write(bytes, start, end);
     if (status === "queued") {
       this.stats.framesOut++;
-      this.stats.bytesOut += frame.length;
+      this.stats.bytesOut += end - start;
       return true;
     }
     if (status === "overflow") {
@@ -179,6 +191,14 @@ export class FrameConnection implements Connection {
   private endWith(frame: Uint8Array): void {
     this.options.onFinalFrame?.(frame);
     this.stream.end(frame);
+  }
+
+  pause(): void {
+    this.stream.pause();
+  }
+
+  resume(): void {
+    this.stream.resume();
   }
 
   abort(): void {

@@ -12,9 +12,25 @@ export interface Clock {
 /** An opaque timer handle. */
 export type TimerHandle = { readonly __timer: unique symbol } | number | object;
 
-/** The real clock. Timers are unref'd: a pending retry never keeps the process alive. */
+let turnTime: number | undefined;
+const endTurn = () => {
+  turnTime = undefined;
+};
+
+/**
+ * The real clock. `now()` is read once per turn of the event loop and reused until the
+ * turn ends: every frame of one incoming chunk did arrive at the same moment, and the
+ * relay, reading the time for each message, should not pay for a system call each time.
+ * Timers are unref'd: a pending retry never keeps the process alive.
+ */
 export const systemClock: Clock = {
-  now: () => Date.now(),
+  now() {
+    if (turnTime === undefined) {
+      turnTime = Date.now();
+      queueMicrotask(endTurn);
+    }
+    return turnTime;
+  },
   setTimeout(fn, ms) {
     const t = setTimeout(fn, ms);
     t.unref?.();

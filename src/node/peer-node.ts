@@ -1,8 +1,12 @@
 import type { ConsolaInstance } from "consola";
 import { ConfigError, ProtocolError } from "../errors.ts";
 import { type Connection, type ConnectionClosed, FrameConnection } from "../link/connection.ts";
+import { encodeUtf8 } from "../protocol/byte-writer.ts";
 import {
+  FloodKind,
   FrameType,
+  MAX_TEXT_BYTES,
+  MESSAGE_ID_BYTES,
   NODE_ID_BYTES,
   WIRE_ERROR_NAMES,
   WireErrorCode,
@@ -16,16 +20,17 @@ import {
   type WireError,
 } from "../protocol/control.ts";
 import { describeFrame } from "../protocol/describe.ts";
+import { encodeFloodForward, FLOOD_HOPS_OFFSET } from "../protocol/flood.ts";
 import type { Frame } from "../protocol/frame-decoder.ts";
 import { decodeHello, encodeHello, type Hello } from "../protocol/hello.ts";
 import { compareBytes, hex } from "../protocol/hex.ts";
 import { decodePeers, type PeerAddress } from "../protocol/peers.ts";
-import type { Presence } from "../protocol/presence.ts";
 import { nickProblem, textProblem } from "../protocol/text.ts";
 import type { ByteStream, Direction, Endpoint } from "../transport/byte-stream.ts";
 import { formatEndpoint } from "../transport/byte-stream.ts";
-import { CLOSE_FLUSH_TIMEOUT_MS } from "../transport/limits.ts";
+import { CLOSE_FLUSH_TIMEOUT_MS, CONGESTED_ABOVE_BYTES } from "../transport/limits.ts";
 import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
+import { type ChatMessage, Delivery, type FloodDelivery } from "./delivery.ts";
 import { Emitter } from "./emitter.ts";
 import { Relay, type RelayStats } from "./relay.ts";
 import { SEEN_MAX_ENTRIES, SEEN_TTL_MS, SeenCache } from "./seen-cache.ts";
@@ -48,6 +53,19 @@ export const RTT_REFRESH_MS = 30_000;
 /** Liveness is checked this often. */
 export const HEARTBEAT_INTERVAL_MS = 1000;
 
+/**
+ * A congested link whose queue has not moved for this long is stuck, not slow: it stops
+ * holding the other links back, and its queue is left to grow to the cap, where it is
+ * dropped as a slow consumer (or to go silent, where liveness drops it).
+ */
+export const STALL_MS = 1000;
+
+export type { ChatMessage, FloodDelivery } from "./delivery.ts";
+
+/** Scratch for encoding outgoing texts: 4,096 UTF-16 units encode to at most 12,288 bytes. */
+const textScratch = new Uint8Array(MAX_TEXT_BYTES * 3);
+const textEncoder = new TextEncoder();
+
 /** A neighbour: a peer linked to us directly, handshake done. */
 export interface NeighbourInfo {
   /** Hex of the neighbour's 32-byte node id. */
@@ -63,39 +81,6 @@ export interface NeighbourInfo {
   readonly pendingBytes: number;
   /** Latest PING round trip in milliseconds, once measured. */
   readonly rttMs: number | undefined;
-}
-
-/** A chat message, delivered once per node. */
-export interface ChatMessage {
-  /** Hex of the 16-byte message id. */
-  readonly id: string;
-  /** Hex node id of the author. */
-  readonly origin: string;
-  readonly seq: number;
-  readonly nick: string;
-  readonly text: string;
-  /** Author's clock at sending (unix ms). */
-  readonly sentAt: number;
-  /** Our clock at delivery (unix ms). */
-  readonly receivedAt: number;
-  /** Links crossed to reach us: 1 from a neighbour, 0 for our own messages. */
-  readonly hops: number;
-  /** True for messages this node sent. */
-  readonly own: boolean;
-}
-
-/** Any FLOOD from another node, once the relay accepted it (chat, presence, unknown kinds). */
-export interface FloodDelivery {
-  readonly kind: number;
-  /** Hex node id of the author. */
-  readonly origin: string;
-  /** Links crossed to reach us (1 from a neighbour). */
-  readonly hops: number;
-  /** The author's nick, for kinds that carry one. */
-  readonly nick: string | undefined;
-  readonly presence: Presence | undefined;
-  /** The raw body; a view valid only during the event. */
-  readonly body: Uint8Array;
 }
 
 /** A neighbour's link that closed. */
@@ -200,6 +185,13 @@ interface Link {
   ping: { readonly nonce: bigint; readonly sentAt: number } | undefined;
   lastRttAt: number;
   rttMs: number | undefined;
+  /** Flow control: its queue passed the congestion mark and has not drained yet. */
+  congested: boolean;
+  /** Flow control: the kernel's progress on its queue, and when it last moved. */
+  progressBytes: number;
+  progressAt: number;
+  /** We stopped reading from it because another link is congested. */
+  paused: boolean;
 }
 
 /**
@@ -215,6 +207,7 @@ export class PeerNode {
   readonly events: Emitter<NodeEvents>;
   readonly listenPort: number;
   private currentNick: string;
+  private nickBytes: Uint8Array;
   private readonly log: ConsolaInstance;
   private readonly clock: Clock;
   private readonly relay: Relay;
@@ -227,6 +220,8 @@ export class PeerNode {
   private readonly links = new Set<Link>();
   /** Established links by neighbour node id (hex): at most one per neighbour. */
   private readonly neighbourLinks = new Map<string, Link>();
+  /** Links whose send queue is congested and moving: the others wait for them. */
+  private readonly holding = new Set<Link>();
   private closing = false;
   private heartbeat: TimerHandle | undefined;
 
@@ -247,11 +242,11 @@ export class PeerNode {
     this.tracing = this.log.level >= 5;
     this.events = new Emitter((error) => this.log.error("event listener failed:", error));
     const seen = new SeenCache(
-      () => this.clock.now(),
       options.seenTtlMs ?? SEEN_TTL_MS,
       options.seenMaxEntries ?? SEEN_MAX_ENTRIES,
     );
-    this.relay = new Relay(this.nodeId, seen, () => this.clock.now());
+    this.relay = new Relay(this.nodeId, seen);
+    this.nickBytes = encodeUtf8(options.nick);
     this.scheduleHeartbeat();
   }
 
@@ -265,6 +260,7 @@ export class PeerNode {
     const problem = nickProblem(nick);
     if (problem) return { ok: false, reason: problem };
     this.currentNick = nick;
+    this.nickBytes = encodeUtf8(nick);
     return { ok: true };
   }
 
@@ -304,13 +300,17 @@ export class PeerNode {
    * kinds use this; chat has {@link sendChat}). Returns how many neighbours took it.
    */
   broadcast(kind: number, body: Uint8Array): number {
-    const { flood, frame } = this.relay.originate(kind, body);
+    const frame = this.relay.originate(kind, body.length, (w) => w.bytes(body), this.clock.now());
+    return this.flood(frame);
+  }
+
+  /** Sends a frame this node originated to every neighbour; returns how many took it. */
+  private flood(frame: Uint8Array): number {
     let sent = 0;
     for (const link of this.neighbourLinks.values()) if (this.send(link, frame)) sent++;
     if (this.tracing) {
-      this.log.trace(
-        `relay ${hex(flood.id).slice(0, 8)} originated kind=${kind} seq=${flood.seq}, sent to ${this.names(this.neighbourLinks.values())}`,
-      );
+      const id = hex(frame.subarray(5, 5 + MESSAGE_ID_BYTES)).slice(0, 8);
+      this.log.trace(`relay ${id} originated, sent to ${this.names(this.neighbourLinks.values())}`);
     }
     return sent;
   }
@@ -371,6 +371,10 @@ export class PeerNode {
       ping: undefined,
       lastRttAt: now,
       rttMs: undefined,
+      congested: false,
+      progressBytes: 0,
+      progressAt: now,
+      paused: false,
     };
     const self = link;
     this.links.add(self);
@@ -391,7 +395,9 @@ export class PeerNode {
     conn.start({
       frame: (frame) => this.onFrame(self, frame),
       close: (info) => this.onClose(self, info),
+      clear: () => this.clearCongestion(self),
     });
+    if (this.holding.size > 0) this.updateReading();
   }
 
   /**
@@ -427,29 +433,16 @@ export class PeerNode {
    * (the interface layer splits and cleans user input first).
    */
   sendChat(text: string): SendOutcome {
-    const problem = textProblem(text);
+    // Encoded once, into scratch; checked as bytes by the same rules a receiver applies.
+    if (text.length > MAX_TEXT_BYTES)
+      return { status: "invalid", reason: `text is more than ${MAX_TEXT_BYTES} bytes` };
+    const textBytes = textEncoder.encodeInto(text, textScratch).written;
+    const problem = textProblem(text, textBytes);
     if (problem) return { status: "invalid", reason: problem };
-    const { flood, frame } = this.relay.originateChat({ nick: this.currentNick, text });
-    let neighbours = 0;
-    for (const link of this.neighbourLinks.values()) {
-      if (this.send(link, frame)) neighbours++;
-    }
-    const message: ChatMessage = {
-      id: hex(flood.id),
-      origin: this.nodeIdHex,
-      seq: flood.seq,
-      nick: this.currentNick,
-      text,
-      sentAt: flood.sentAt,
-      receivedAt: flood.sentAt,
-      hops: 0,
-      own: true,
-    };
-    if (this.tracing) {
-      this.log.trace(
-        `relay ${message.id.slice(0, 8)} originated seq=${flood.seq}, sent to ${this.names(this.neighbourLinks.values())}`,
-      );
-    }
+    const now = this.clock.now();
+    const frame = this.relay.originateChat(this.nickBytes, textScratch, textBytes, now);
+    const neighbours = this.flood(frame);
+    const message = new Delivery(frame, 5, frame.length, now, 0);
     this.events.emit("message", message);
     return { status: "sent", message, neighbours };
   }
@@ -500,7 +493,7 @@ export class PeerNode {
     if (link.superseded) {
       // A duplicate link being drained: what the other end sent before it, too, dropped
       // this link must still count. The relay de-duplicates; nothing else matters here.
-      if (frame.type === FrameType.Flood) this.onFlood(link, frame.payload);
+      if (frame.type === FrameType.Flood) this.onFlood(link, frame);
       return;
     }
     if (link.state === "handshaking") {
@@ -509,7 +502,7 @@ export class PeerNode {
     }
     switch (frame.type) {
       case FrameType.Flood:
-        this.onFlood(link, frame.payload);
+        this.onFlood(link, frame);
         return;
       case FrameType.Ping:
         this.send(link, encodePong(decodeNonce(frame.payload, "PING")));
@@ -615,68 +608,62 @@ export class PeerNode {
     link.dial = undefined;
   }
 
-  private onFlood(link: Link, payload: Uint8Array): void {
-    const outcome = this.relay.receive(payload);
-    switch (outcome.status) {
-      case "duplicate":
-        if (this.tracing)
-          this.log.trace(
-            `relay ${hex(outcome.flood.id).slice(0, 8)} from ${this.label(link)}: duplicate, dropped`,
-          );
-        return;
-      case "invalid":
-        // Closes this link only (see FrameConnection); the message is not relayed.
-        throw outcome.error;
-      case "accepted": {
-        const { flood, chat, forward } = outcome;
-        let sentTo: Link[] | undefined;
-        if (forward) {
-          if (this.tracing) sentTo = [];
-          for (const other of this.neighbourLinks.values()) {
-            // Not back to the sender, nor to its new link if this one is a drained duplicate.
-            if (other !== link && other.key !== link.key && this.send(other, forward))
-              sentTo?.push(other);
-          }
-        }
-        if (this.tracing) {
-          const where = forward
-            ? `forwarded to ${this.names(sentTo ?? [])}`
-            : `hop limit reached, not forwarded`;
-          this.log.trace(
-            `relay ${hex(flood.id).slice(0, 8)} from ${this.label(link)}: new (hops ${flood.hops}), delivered, ${where}`,
-          );
-        }
-        const origin = hex(flood.origin);
-        this.events.emit("flood", {
-          kind: flood.kind,
-          origin,
-          hops: flood.hops + 1,
-          nick:
-            chat?.nick ??
-            (outcome.presence && "nick" in outcome.presence ? outcome.presence.nick : undefined),
-          presence: outcome.presence,
-          body: flood.body,
-        });
-        if (chat) {
-          this.events.emit("message", {
-            id: hex(flood.id),
-            origin,
-            seq: flood.seq,
-            nick: chat.nick,
-            text: chat.text,
-            sentAt: flood.sentAt,
-            receivedAt: this.clock.now(),
-            hops: flood.hops + 1,
-            own: false,
-          });
-        }
-        return;
+  private onFlood(link: Link, frame: Frame): void {
+    const { bytes, start, end } = frame;
+    const now = this.clock.now();
+    const outcome = this.relay.receive(bytes, start, end, now);
+    if (outcome.status === "duplicate") {
+      if (this.tracing)
+        this.log.trace(
+          `relay ${hex(bytes.subarray(start, start + 4))} from ${this.label(link)}: duplicate, dropped`,
+        );
+      return;
+    }
+    // Closes this link only (see FrameConnection); the message is not relayed.
+    if (outcome.status === "invalid") throw outcome.error;
+    const hops = bytes[start + FLOOD_HOPS_OFFSET] as number;
+    let sentTo: Link[] | undefined;
+    // Forward only if somebody other than the sender will get it. The frame goes on as
+    // it arrived, its hops byte raised in place: no copy is made unless the frame had
+    // to be reassembled from several chunks (then its length prefix is not in `bytes`).
+    const others =
+      this.neighbourLinks.size - (link.state === "established" && !link.superseded ? 1 : 0);
+    if (outcome.forward && others > 0) {
+      let out = bytes;
+      let from = start - 5;
+      let to = end;
+      if (frame.framed) {
+        bytes[start + FLOOD_HOPS_OFFSET] = hops + 1;
+      } else {
+        out = encodeFloodForward(bytes, start, end, hops + 1);
+        from = 0;
+        to = out.length;
+      }
+      if (this.tracing) sentTo = [];
+      for (const other of this.neighbourLinks.values()) {
+        // Not back to the sender, nor to its new link if this one is a drained duplicate.
+        if (other !== link && other.key !== link.key && this.send(other, out, from, to))
+          sentTo?.push(other);
       }
     }
+    if (this.tracing) {
+      const where = outcome.forward
+        ? `forwarded to ${this.names(sentTo ?? [])}`
+        : "hop limit reached, not forwarded";
+      this.log.trace(
+        `relay ${hex(bytes.subarray(start, start + 4))} from ${this.label(link)}: new (hops ${hops}), delivered, ${where}`,
+      );
+    }
+    const delivery = new Delivery(bytes, start, end, now, hops + 1, outcome.presence);
+    this.events.emit("flood", delivery);
+    if (bytes[start + FLOOD_HOPS_OFFSET + 1] === FloodKind.Chat)
+      this.events.emit("message", delivery);
   }
 
   private onClose(link: Link, info: ConnectionClosed): void {
     this.clock.clearTimeout(link.timer);
+    link.congested = false;
+    if (this.holding.delete(link)) this.updateReading();
     const wasEstablished = link.state === "established" && !link.superseded;
     link.state = "closed";
     this.links.delete(link);
@@ -728,7 +715,27 @@ export class PeerNode {
 
   private checkLiveness(): void {
     const now = this.clock.now();
+    let holdingChanged = false;
+    for (const link of this.links) {
+      if (!link.congested) continue;
+      const sent = link.conn.bytesSent;
+      if (sent !== link.progressBytes) {
+        link.progressBytes = sent;
+        link.progressAt = now;
+      }
+      const moving = now - link.progressAt < STALL_MS;
+      if (moving !== this.holding.has(link)) {
+        if (moving) this.holding.add(link);
+        else this.holding.delete(link);
+        holdingChanged = true;
+      }
+    }
+    if (holdingChanged) this.updateReading();
     for (const link of this.neighbourLinks.values()) {
+      if (link.paused) {
+        link.lastFrameAt = now; // we are not reading it: its silence is ours
+        continue;
+      }
       const frames = link.conn.stats.framesIn;
       if (frames !== link.framesSeen) {
         link.framesSeen = frames;
@@ -754,9 +761,52 @@ export class PeerNode {
   }
 
   /** Sends one frame on a link; false if the link is closing or its reader is too slow. */
-  private send(link: Link, frame: Uint8Array): boolean {
-    this.observeOut(link, link.conn, frame);
-    return link.conn.send(frame);
+  private send(link: Link, bytes: Uint8Array, start = 0, end = bytes.length): boolean {
+    if (this.tap !== undefined || this.tracing) {
+      this.observeOut(
+        link,
+        link.conn,
+        start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end),
+      );
+    }
+    const sent = link.conn.send(bytes, start, end);
+    if (!link.congested && link.conn.pendingBytes > CONGESTED_ABOVE_BYTES) {
+      link.congested = true;
+      link.progressBytes = link.conn.bytesSent;
+      link.progressAt = this.clock.now();
+      this.holding.add(link);
+      this.updateReading();
+    }
+    return sent;
+  }
+
+  private clearCongestion(link: Link): void {
+    link.congested = false;
+    if (this.holding.delete(link)) this.updateReading();
+  }
+
+  /**
+   * Flow control. While a link is congested but moving (a slower reader), this node
+   * reads only from that link, never sent its own data back, so the slowdown travels
+   * back to whoever is sending, through TCP, instead of piling up here: a chain at full
+   * speed loses nothing. A congested link that stops moving for {@link STALL_MS} (a
+   * stuck reader) no longer holds the others back; its queue grows to the cap and it is
+   * dropped as a slow consumer. Nothing is dropped for merely being held back, so the
+   * backpressure one stuck reader causes never cascades into drops upstream.
+   */
+  private updateReading(): void {
+    const now = this.clock.now();
+    for (const link of this.links) {
+      const pause = this.holding.size > (this.holding.has(link) ? 1 : 0);
+      if (pause === link.paused) continue;
+      link.paused = pause;
+      if (pause) {
+        link.conn.pause();
+      } else {
+        link.conn.resume();
+        link.lastFrameAt = now; // its silence while we were not listening does not count
+      }
+    }
   }
 
   /** Every frame that leaves, for the wire tap and --trace (BYE and ERROR included). */

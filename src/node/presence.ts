@@ -155,31 +155,40 @@ export class PresenceTracker {
   }
 
   private onFlood(flood: FloodDelivery): void {
-    const now = this.clock.now();
-    const known = this.known.get(flood.origin);
+    const origin = flood.origin;
+    const known = this.known.get(origin);
     const presence = flood.presence;
-    if (presence?.kind === FloodKind.Leave) {
-      this.known.delete(flood.origin);
-      const nick = known?.nick ?? flood.nick ?? "someone";
+    if (presence === undefined) {
+      // Chat (or a kind we do not know): it only shows the author is still here. Renames
+      // come as NICK, so the nick of an author we already know is not even decoded.
+      if (known) {
+        known.lastSeen = flood.receivedAt;
+        known.hops = flood.hops;
+      } else if (flood.nick !== "") {
+        this.known.set(origin, { nick: flood.nick, hops: flood.hops, lastSeen: flood.receivedAt });
+      }
+      return;
+    }
+    if (presence.kind === FloodKind.Leave) {
+      this.known.delete(origin);
       this.emit({
         event: "leave",
-        nodeId: flood.origin,
-        nick,
+        nodeId: origin,
+        nick: known?.nick ?? "someone",
         reason: presence.reason,
         hops: flood.hops,
       });
       return;
     }
-    const nick = presence?.nick ?? flood.nick ?? known?.nick;
-    if (nick === undefined) return; // an unknown kind from someone we have no name for yet
-    this.known.set(flood.origin, { nick, hops: flood.hops, lastSeen: now });
-    if (presence?.kind === FloodKind.Join) {
-      this.emit({ event: "join", nodeId: flood.origin, nick, hops: flood.hops });
+    const nick = presence.nick;
+    this.known.set(origin, { nick, hops: flood.hops, lastSeen: flood.receivedAt });
+    if (presence.kind === FloodKind.Join) {
+      this.emit({ event: "join", nodeId: origin, nick, hops: flood.hops });
       this.welcome();
     } else if (known && known.nick !== nick) {
       this.emit({
         event: "nick",
-        nodeId: flood.origin,
+        nodeId: origin,
         nick,
         previousNick: known.nick,
         hops: flood.hops,

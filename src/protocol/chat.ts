@@ -1,7 +1,9 @@
 import { ProtocolError } from "../errors.ts";
 import { ByteReader, decodeUtf8 } from "./byte-reader.ts";
 import { ByteWriter, encodeUtf8 } from "./byte-writer.ts";
+import { MAX_NICK_BYTES, MAX_TEXT_BYTES, MIN_NICK_BYTES, MIN_TEXT_BYTES } from "./constants.ts";
 import { nickProblem, textProblem } from "./text.ts";
+import { utf8TextProblem } from "./utf8.ts";
 
 /** Body of a FLOOD of kind CHAT. */
 export interface Chat {
@@ -27,4 +29,43 @@ export function decodeChatBody(body: Uint8Array): Chat {
   const problem = nickProblem(nick, nickBytes.length) ?? textProblem(text, textBytes.length);
   if (problem) throw new ProtocolError("BAD_FIELD", `CHAT ${problem}`);
   return { nick, text };
+}
+
+/**
+ * Validates a CHAT body in place (`bytes[start, end)`) without decoding it: layout,
+ * lengths, strict UTF-8 and no control characters, exactly the rules of
+ * {@link decodeChatBody}. Throws {@link ProtocolError} like it does.
+ */
+export function checkChatBody(bytes: Uint8Array, start: number, end: number): void {
+  if (end - start < 2) throw new ProtocolError("TRUNCATED", "CHAT body ends before the nick");
+  const nickBytes = ((bytes[start] as number) << 8) | (bytes[start + 1] as number);
+  const nickStart = start + 2;
+  const textLengthAt = nickStart + nickBytes;
+  if (textLengthAt + 2 > end)
+    throw new ProtocolError("TRUNCATED", "CHAT body ends inside the nick");
+  const textBytes = ((bytes[textLengthAt] as number) << 8) | (bytes[textLengthAt + 1] as number);
+  const textStart = textLengthAt + 2;
+  if (textStart + textBytes > end)
+    throw new ProtocolError("TRUNCATED", "CHAT body ends inside the text");
+  if (textStart + textBytes < end)
+    throw new ProtocolError("TRAILING_BYTES", "CHAT: unexpected trailing bytes");
+  checkField("nick", bytes, nickStart, nickBytes, MIN_NICK_BYTES, MAX_NICK_BYTES);
+  checkField("text", bytes, textStart, textBytes, MIN_TEXT_BYTES, MAX_TEXT_BYTES);
+}
+
+function checkField(
+  field: string,
+  bytes: Uint8Array,
+  start: number,
+  length: number,
+  min: number,
+  max: number,
+): void {
+  const problem = utf8TextProblem(bytes, start, start + length);
+  if (problem === "invalid UTF-8")
+    throw new ProtocolError("BAD_UTF8", `${field} is not valid UTF-8`);
+  if (length < min) throw new ProtocolError("BAD_FIELD", `CHAT ${field} is empty`);
+  if (length > max)
+    throw new ProtocolError("BAD_FIELD", `CHAT ${field} is ${length} bytes, more than ${max}`);
+  if (problem) throw new ProtocolError("BAD_FIELD", `CHAT ${field} contains control characters`);
 }

@@ -1,5 +1,5 @@
 import { ByteReader } from "./byte-reader.ts";
-import { ByteWriter } from "./byte-writer.ts";
+import { ByteWriter, writeU32 } from "./byte-writer.ts";
 import { FRAME_HEADER_BYTES, FrameType, MESSAGE_ID_BYTES, NODE_ID_BYTES } from "./constants.ts";
 
 /**
@@ -56,11 +56,20 @@ export function decodeFlood(payload: Uint8Array): Flood {
 }
 
 /**
- * The frame to forward for a received FLOOD payload: the same bytes with `hops`
- * replaced. Relaying never re-encodes the envelope, so unknown kinds pass intact.
+ * The frame to forward for a received FLOOD whose payload is `bytes[start, end)`: the
+ * same bytes with `hops` replaced. Relaying never re-encodes the envelope, so unknown
+ * kinds pass intact.
  */
-export function encodeFloodForward(payload: Uint8Array, hops: number): Uint8Array {
-  const frame = ByteWriter.frame(FrameType.Flood, payload.length).bytes(payload).done();
+export function encodeFloodForward(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  hops: number,
+): Uint8Array {
+  const frame = new Uint8Array(FRAME_HEADER_BYTES + 1 + end - start);
+  writeU32(frame, 0, 1 + end - start);
+  frame[FRAME_HEADER_BYTES] = FrameType.Flood;
+  frame.set(bytes.subarray(start, end), FRAME_HEADER_BYTES + 1);
   frame[FRAME_HEADER_BYTES + 1 + FLOOD_HOPS_OFFSET] = hops;
   return frame;
 }

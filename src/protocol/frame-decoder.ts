@@ -2,14 +2,32 @@ import { ProtocolError } from "../errors.ts";
 import { readU32 } from "./byte-reader.ts";
 import { FRAME_HEADER_BYTES, MAX_FRAME_BYTES } from "./constants.ts";
 
-/** One decoded frame: its type byte and a view of its payload. */
-export interface Frame {
-  readonly type: number;
+/**
+ * One decoded frame: its type byte and its payload, `bytes[start, end)`. The bytes are
+ * the chunk the frame arrived in (or the decoder's reassembly buffer, for a frame split
+ * across chunks): copy them to keep them. `payload` is a view made on first use, so
+ * code that reads in place (the relay) does not pay for one.
+ */
+export class Frame {
+  private view: Uint8Array | undefined;
+
   /**
-   * The bytes after the type byte. A view into the chunk it arrived in (or into the
-   * decoder's reassembly buffer for frames split across chunks): copy it to keep it.
+   * @param framed true when the frame's length prefix and type byte still precede its
+   *   payload in `bytes` (`bytes[start - 5, end)` is the whole frame as received)
    */
-  readonly payload: Uint8Array;
+  constructor(
+    readonly type: number,
+    readonly bytes: Uint8Array,
+    readonly start: number,
+    readonly end: number,
+    readonly framed = false,
+  ) {}
+
+  /** The bytes after the type byte. */
+  get payload(): Uint8Array {
+    this.view ??= this.bytes.subarray(this.start, this.end);
+    return this.view;
+  }
 }
 
 /**
@@ -60,10 +78,15 @@ export class FrameDecoder {
       if (!this.checkLength(length)) return frames;
       const end = offset + FRAME_HEADER_BYTES + length;
       if (end > n) break;
-      frames.push({
-        type: chunk[offset + FRAME_HEADER_BYTES]!,
-        payload: chunk.subarray(offset + FRAME_HEADER_BYTES + 1, end),
-      });
+      frames.push(
+        new Frame(
+          chunk[offset + FRAME_HEADER_BYTES]!,
+          chunk,
+          offset + FRAME_HEADER_BYTES + 1,
+          end,
+          true,
+        ),
+      );
       offset = end;
     }
 
@@ -107,7 +130,7 @@ export class FrameDecoder {
     this.bodyFilled += take;
     offset += take;
     if (this.bodyFilled < body.length) return -1;
-    frames.push({ type: body[0]!, payload: body.subarray(1) });
+    frames.push(new Frame(body[0]!, body, 1, body.length));
     this.body = undefined;
     this.bodyFilled = 0;
     return offset;

@@ -39,6 +39,11 @@ export type WriteStatus =
 export interface ByteStreamHandler {
   data(chunk: Uint8Array): void;
   close(info: StreamClosed): void;
+  /**
+   * The queue went above `CONGESTED_ABOVE_BYTES` earlier and has now drained below
+   * `CLEAR_BELOW_BYTES` (limits.ts).
+   */
+  clear?(): void;
 }
 
 /** An ordered, reliable byte stream with a bounded write queue. */
@@ -48,15 +53,17 @@ export interface ByteStream {
   readonly local: Endpoint;
   /** Bytes accepted by `write` and not yet handed to the operating system. */
   readonly pendingBytes: number;
+  /** Bytes the operating system has taken so far: progress, for flow control. */
+  readonly bytesSent: number;
   /** True once `end`, `destroy` or a remote close has happened. */
   readonly closed: boolean;
   /** Starts delivery to `handler`; chunks that arrived earlier are delivered first. */
   start(handler: ByteStreamHandler): void;
   /**
-   * Queues bytes. Writes in one tick are batched into one socket write. The bytes are
-   * copied, so the caller may reuse its buffer.
+   * Queues `bytes[start, end)` (all of it by default). Writes in one tick are batched
+   * into one socket write. The bytes are copied, so the caller may reuse its buffer.
    */
-  write(bytes: Uint8Array): WriteStatus;
+  write(bytes: Uint8Array, start?: number, end?: number): WriteStatus;
   /**
    * Queues `final` (even past the cap, which keeps room for it), flushes, then closes.
    * Gives up and closes anyway after a deadline if the remote does not read.
@@ -64,4 +71,7 @@ export interface ByteStream {
   end(final?: Uint8Array): void;
   /** Closes at once, dropping pending bytes. */
   destroy(): void;
+  /** Stops reading (TCP then slows the sender down); `resume` reads again. Idempotent. */
+  pause(): void;
+  resume(): void;
 }

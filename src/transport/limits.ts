@@ -12,3 +12,13 @@ export const CLOSE_FLUSH_TIMEOUT_MS = 1000;
 
 /** How long a dial may take before it is abandoned. */
 export const DIAL_TIMEOUT_MS = 10_000;
+
+/**
+ * Flow control: a connection with more than this queued is congested. The node stops
+ * reading from its other links until it drains, so that the slowdown travels back to
+ * whoever is sending instead of piling up here.
+ */
+export const CONGESTED_ABOVE_BYTES = 1024 * 1024;
+
+/** A congested connection is clear again once its queue is below this. */
+export const CLEAR_BELOW_BYTES = 256 * 1024;

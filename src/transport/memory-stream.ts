@@ -48,6 +48,7 @@ class MemoryStream implements ByteStream {
   private isClosed = false;
   private closeInfo: StreamClosed | undefined;
   private ending = false;
+  private paused = false;
 
   constructor(
     readonly direction: Direction,
@@ -67,14 +68,16 @@ class MemoryStream implements ByteStream {
     return this.isClosed || this.ending;
   }
 
+  bytesSent = 0;
+
   start(handler: ByteStreamHandler): void {
     this.handler = handler;
     this.deliverInbox();
   }
 
-  write(bytes: Uint8Array): WriteStatus {
+  write(bytes: Uint8Array, start = 0, end = bytes.length): WriteStatus {
     if (this.closed) return "closed";
-    this.outbox.push(bytes.slice());
+    this.outbox.push(bytes.slice(start, end));
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -98,12 +101,23 @@ class MemoryStream implements ByteStream {
     this.shutdown("local");
   }
 
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.deliverInbox();
+  }
+
   private flush(): void {
     this.flushScheduled = false;
     const peer = this.peer;
     if (!peer || peer.isClosed || this.outbox.length === 0) return;
     const batch = concat(this.outbox);
     this.outbox = [];
+    this.bytesSent += batch.length;
     const deliver = () => {
       for (const chunk of this.split ? this.split(batch) : [batch]) peer.receive(chunk);
     };
@@ -119,7 +133,7 @@ class MemoryStream implements ByteStream {
   private deliverInbox(): void {
     const handler = this.handler;
     if (!handler) return;
-    while (this.inbox.length > 0 && !this.isClosed) {
+    while (this.inbox.length > 0 && !this.isClosed && !this.paused) {
       handler.data(this.inbox.shift() as Uint8Array);
     }
   }

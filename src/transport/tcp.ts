@@ -9,7 +9,9 @@ import type {
   WriteStatus,
 } from "./byte-stream.ts";
 import {
+  CLEAR_BELOW_BYTES,
   CLOSE_FLUSH_TIMEOUT_MS,
+  CONGESTED_ABOVE_BYTES,
   DIAL_TIMEOUT_MS,
   FINAL_FRAME_RESERVE_BYTES,
   MAX_PENDING_BYTES,
@@ -34,6 +36,10 @@ export class TcpStream implements ByteStream {
   private readonly out = new WriteBuffer();
   private flushScheduled = false;
   private blocked = false;
+  /** The queue passed CONGESTED_ABOVE_BYTES; `clear` is due once it drains. */
+  private congested = false;
+  private paused = false;
+  private sent = 0;
   private ending = false;
   private closingLocally = false;
   private isClosed = false;
@@ -61,6 +67,10 @@ export class TcpStream implements ByteStream {
     return this.out.length;
   }
 
+  get bytesSent(): number {
+    return this.sent;
+  }
+
   get closed(): boolean {
     return this.isClosed || this.ending;
   }
@@ -73,12 +83,13 @@ export class TcpStream implements ByteStream {
     if (this.isClosed && this.closeInfo) handler.close(this.closeInfo);
   }
 
-  write(bytes: Uint8Array): WriteStatus {
+  write(bytes: Uint8Array, start = 0, end = bytes.length): WriteStatus {
     if (this.isClosed || this.ending) return "closed";
-    if (this.out.length + bytes.length > MAX_PENDING_BYTES - FINAL_FRAME_RESERVE_BYTES) {
+    if (this.out.length + (end - start) > MAX_PENDING_BYTES - FINAL_FRAME_RESERVE_BYTES) {
       return "overflow";
     }
-    this.out.append(bytes);
+    this.out.append(bytes, start, end);
+    if (this.out.length > CONGESTED_ABOVE_BYTES) this.congested = true;
     this.scheduleFlush();
     return "queued";
   }
@@ -110,18 +121,47 @@ export class TcpStream implements ByteStream {
     this.flush();
   };
 
-  /** Hands queued bytes to the kernel; ends the socket once drained if closing. */
+  /**
+   * Hands queued bytes to the kernel, a block at a time, until it is all written or the
+   * kernel pushes back (then `drain` resumes); ends the socket once drained if closing.
+   */
   private flush(): void {
     if (this.isClosed) return;
-    const pending = this.out.length;
-    if (pending > 0) {
-      const written = this.socket.write(this.out.store, this.out.offset, pending);
+    const out = this.out;
+    while (out.length > 0) {
+      const segment = out.segment;
+      const written = this.socket.write(out.store, out.offset, segment);
       if (written < 0) return; // closed underneath us; the close callback follows
-      this.out.consume(written);
-      this.blocked = written < pending;
-      if (this.blocked) return;
+      out.consume(written);
+      this.sent += written;
+      if (written < segment) {
+        this.blocked = true;
+        this.checkClear();
+        return;
+      }
     }
+    this.blocked = false;
     if (this.ending) this.socket.end();
+    else this.checkClear();
+  }
+
+  private checkClear(): void {
+    if (this.congested && this.out.length < CLEAR_BELOW_BYTES) {
+      this.congested = false;
+      this.handler?.clear?.();
+    }
+  }
+
+  pause(): void {
+    if (this.paused || this.isClosed) return;
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  resume(): void {
+    if (!this.paused || this.isClosed) return;
+    this.paused = false;
+    this.socket.resume();
   }
 
   /** @internal Bun `data` callback. */

@@ -20,7 +20,7 @@ export async function rawConnect(
   options: { paused?: boolean } = {},
 ): Promise<RawClient> {
   const decoder = new FrameDecoder();
-  const frames: Frame[] = [];
+  const frames: Array<{ type: number; payload: Uint8Array }> = [];
   let markClosed: (at: number) => void = () => {};
   const closedAt = new Promise<number>((resolve) => {
     markClosed = resolve;

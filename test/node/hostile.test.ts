@@ -176,7 +176,7 @@ const ATTACKS: Array<[string, () => Uint8Array, RegExp, number]> = [
     "a truncated FLOOD",
     () =>
       concat(hello(0x77), ByteWriter.frame(FrameType.Flood, 10).bytes(new Uint8Array(10)).done()),
-    /payload ends after 10 bytes/,
+    /FLOOD of 10 bytes, shorter than its 62-byte header/,
     WireErrorCode.BadFrame,
   ],
 ];

@@ -7,7 +7,7 @@ import {
 } from "../../src/node/peer-node.ts";
 import { FrameType } from "../../src/protocol/constants.ts";
 import { decodeNonce, encodePong } from "../../src/protocol/control.ts";
-import { type Frame, FrameDecoder } from "../../src/protocol/frame-decoder.ts";
+import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";
 import { encodeHello } from "../../src/protocol/hello.ts";
 import { createMemoryPair } from "../../src/transport/memory-stream.ts";
 import { FakeClock } from "../helpers/fake-clock.ts";
@@ -29,7 +29,7 @@ async function setup() {
   const [out, inb] = createMemoryPair();
   node.addConnection(inb);
   const decoder = new FrameDecoder();
-  const frames: Frame[] = [];
+  const frames: Array<{ type: number; payload: Uint8Array }> = [];
   out.start({
     data: (chunk) => {
       for (const f of decoder.push(chunk))

@@ -63,7 +63,7 @@ function rawPeer(node: PeerNode) {
   const [out, inb] = createMemoryPair();
   node.addConnection(inb);
   const decoder = new FrameDecoder();
-  const frames: Frame[] = [];
+  const frames: Array<{ type: number; payload: Uint8Array }> = [];
   const raw = { frames, closed: false, stream: out as ByteStream };
   out.start({
     data: (chunk) => {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { Relay } from "../../src/node/relay.ts";
+import { Relay, type RelayOutcome } from "../../src/node/relay.ts";
 import { SeenCache } from "../../src/node/seen-cache.ts";
 import { encodeChatBody } from "../../src/protocol/chat.ts";
 import { FloodKind, MAX_HOPS } from "../../src/protocol/constants.ts";
@@ -13,9 +13,13 @@ const freshId = () => {
   return b;
 };
 
-function relay(nodeIdByte = 1) {
-  const now = () => 1_000;
-  return new Relay(new Uint8Array(32).fill(nodeIdByte), new SeenCache(now), now, freshId);
+const relay = (nodeIdByte = 1) => new Relay(new Uint8Array(32).fill(nodeIdByte), new SeenCache());
+
+/** Receives a payload held at an offset inside a larger buffer, as a chunk holds frames. */
+function rx(r: Relay, p: Uint8Array, now: number): RelayOutcome {
+  const bytes = new Uint8Array(p.length + 10);
+  bytes.set(p, 7);
+  return r.receive(bytes, 7, 7 + p.length, now);
 }
 
 /** A FLOOD payload (no frame header) as a neighbour would send it. */
@@ -33,77 +37,121 @@ function payload(overrides: Partial<Flood> = {}): Uint8Array {
   return encodeFlood(flood).subarray(5);
 }
 
+const chatFrame = (r: Relay, text: string) => {
+  const body = encodeChatBody({ nick: "me", text });
+  return r.originate(FloodKind.Chat, body.length, (w) => w.bytes(body), 5);
+};
+
 describe("Relay", () => {
-  test("a new message is accepted, decoded and forwarded with hops + 1", () => {
-    const r = relay();
-    const outcome = r.receive(payload({ hops: 2 }));
-    expect(outcome.status).toBe("accepted");
-    if (outcome.status !== "accepted") return;
-    expect(outcome.chat).toEqual({ nick: "alice", text: "hello" });
-    expect(outcome.forward).toBeDefined();
-    expect(decodeFlood((outcome.forward as Uint8Array).subarray(5)).hops).toBe(3);
+  test("a new message is accepted and may be forwarded", () => {
+    const outcome = rx(relay(), payload({ hops: 2 }), 0);
+    expect(outcome).toEqual({ status: "accepted", presence: undefined, forward: true });
   });
 
   test("the same id again is a duplicate, however it comes back", () => {
     const r = relay();
     const p = payload();
-    expect(r.receive(p).status).toBe("accepted");
-    expect(r.receive(p).status).toBe("duplicate");
+    expect(rx(r, p, 0).status).toBe("accepted");
+    expect(rx(r, p, 1).status).toBe("duplicate");
     const sameIdOtherHops = p.slice();
     sameIdOtherHops[60] = 5;
-    expect(r.receive(sameIdOtherHops).status).toBe("duplicate");
+    expect(rx(r, sameIdOtherHops, 2).status).toBe("duplicate");
     expect(r.stats).toMatchObject({ accepted: 1, duplicates: 2 });
   });
 
   test("our own messages coming back round a cycle are duplicates", () => {
     const r = relay();
-    const { frame } = r.originateChat({ nick: "me", text: "round we go" });
-    expect(r.receive(frame.subarray(5)).status).toBe("duplicate");
+    const frame = chatFrame(r, "round we go");
+    expect(rx(r, frame.subarray(5), 10).status).toBe("duplicate");
   });
 
-  test("originated messages number from 1 and carry our id and hops 0", () => {
+  test("originated messages number from 1 and carry our id, the time and hops 0", () => {
     const r = relay(9);
-    const a = r.originateChat({ nick: "me", text: "one" }).flood;
-    const b = r.originateChat({ nick: "me", text: "two" }).flood;
+    const a = decodeFlood(chatFrame(r, "one").subarray(5));
+    const b = decodeFlood(chatFrame(r, "two").subarray(5));
     expect([a.seq, b.seq]).toEqual([1, 2]);
     expect(a.origin).toEqual(new Uint8Array(32).fill(9));
-    expect(a.hops).toBe(0);
+    expect(a).toMatchObject({ hops: 0, sentAt: 5, kind: FloodKind.Chat });
     expect(a.id).not.toEqual(b.id);
+  });
+
+  test("ids are random and unique across many messages", () => {
+    const r = relay();
+    const ids = new Set<string>();
+    for (let i = 0; i < 5000; i++)
+      ids.add(Buffer.from(decodeFlood(chatFrame(r, "x").subarray(5)).id).toString("hex"));
+    expect(ids.size).toBe(5000);
   });
 
   test("an invalid message is refused and not remembered, so an honest copy still passes", () => {
     const r = relay();
     const id = freshId();
     const forged = payload({ id, body: Uint8Array.of(0, 3, 0x62, 0x6f, 0x62, 0, 2, 0x1b, 0x5b) });
-    const outcome = r.receive(forged);
+    const outcome = rx(r, forged, 0);
     expect(outcome.status).toBe("invalid");
     if (outcome.status === "invalid") expect(outcome.error.code).toBe("BAD_FIELD");
-    expect(r.receive(payload({ id })).status).toBe("accepted");
+    expect(rx(r, payload({ id }), 1).status).toBe("accepted");
   });
 
-  test("a truncated FLOOD is invalid", () => {
-    const outcome = relay().receive(payload().subarray(0, 40));
+  test.each([
+    ["a truncated FLOOD", () => payload().subarray(0, 40), "TRUNCATED"],
+    [
+      "invalid UTF-8 in the text",
+      () => payload({ body: Uint8Array.of(0, 1, 0x61, 0, 2, 0x68, 0xff) }),
+      "BAD_UTF8",
+    ],
+    [
+      "a body with trailing bytes",
+      () => payload({ body: Uint8Array.of(0, 1, 0x61, 0, 1, 0x68, 0) }),
+      "TRAILING_BYTES",
+    ],
+    ["an empty text", () => payload({ body: Uint8Array.of(0, 1, 0x61, 0, 0) }), "BAD_FIELD"],
+    [
+      "a 33-byte nick",
+      () => payload({ body: encodeChatBody({ nick: "n".repeat(33), text: "hi" }) }),
+      "BAD_FIELD",
+    ],
+    [
+      "a text cut short",
+      () => payload({ body: Uint8Array.of(0, 1, 0x61, 0, 9, 0x68) }),
+      "TRUNCATED",
+    ],
+    [
+      "a JOIN with a control character",
+      () => payload({ kind: FloodKind.Join, body: Uint8Array.of(0, 2, 0x61, 0x07) }),
+      "BAD_FIELD",
+    ],
+  ] as const)("%s is invalid", (_name, make, code) => {
+    const outcome = rx(relay(), make(), 0);
     expect(outcome.status).toBe("invalid");
+    if (outcome.status === "invalid") expect(outcome.error.code).toBe(code);
   });
 
   test(`hop limit: accepted but not forwarded once hops + 1 reaches ${MAX_HOPS}`, () => {
     const r = relay();
-    const last = r.receive(payload({ hops: MAX_HOPS - 2 }));
-    expect(last.status === "accepted" && last.forward !== undefined).toBe(true);
-    const over = r.receive(payload({ hops: MAX_HOPS - 1 }));
-    expect(over.status).toBe("accepted");
-    if (over.status === "accepted") expect(over.forward).toBeUndefined();
+    expect(rx(r, payload({ hops: MAX_HOPS - 2 }), 0)).toMatchObject({
+      status: "accepted",
+      forward: true,
+    });
+    expect(rx(r, payload({ hops: MAX_HOPS - 1 }), 0)).toMatchObject({
+      status: "accepted",
+      forward: false,
+    });
     expect(r.stats.hopLimited).toBe(1);
   });
 
-  test("unknown kinds are relayed unread", () => {
-    const body = Uint8Array.of(0xde, 0xad);
-    const outcome = relay().receive(payload({ kind: 0x99, body }));
-    expect(outcome.status).toBe("accepted");
-    if (outcome.status !== "accepted") return;
-    expect(outcome.chat).toBeUndefined();
-    const forwarded = decodeFlood((outcome.forward as Uint8Array).subarray(5));
-    expect(forwarded.kind).toBe(0x99);
-    expect([...forwarded.body]).toEqual([0xde, 0xad]);
+  test("presence kinds are decoded; unknown kinds are relayed unread", () => {
+    const r = relay();
+    expect(
+      rx(r, payload({ kind: FloodKind.Join, body: Uint8Array.of(0, 3, 0x62, 0x6f, 0x62) }), 0),
+    ).toEqual({
+      status: "accepted",
+      presence: { kind: FloodKind.Join, nick: "bob" },
+      forward: true,
+    });
+    expect(rx(r, payload({ kind: 0x99, body: Uint8Array.of(0xde, 0xad) }), 0)).toMatchObject({
+      status: "accepted",
+      forward: true,
+    });
   });
 });

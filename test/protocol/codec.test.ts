@@ -123,7 +123,7 @@ describe("round trips", () => {
     const f = only(encodeFlood(flood));
     expect(f.type).toBe(FrameType.Flood);
     expect(decodeFlood(f.payload)).toEqual(flood);
-    const forwarded = encodeFloodForward(f.payload, 4);
+    const forwarded = encodeFloodForward(f.bytes, f.start, f.end, 4);
     const g = only(forwarded);
     expect(decodeFlood(g.payload)).toEqual({ ...flood, hops: 4 });
     const differing = [...forwarded].flatMap((b, i) => (b === encodeFlood(flood)[i] ? [] : [i]));

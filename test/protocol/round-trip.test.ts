@@ -47,14 +47,17 @@ const ALPHABET = [
 /** A random valid string of 1..maxBytes UTF-8 bytes (no control characters). */
 function randomText(random: () => number, maxBytes: number, minBytes = 1): string {
   const target = minBytes + randomInt(random, maxBytes - minBytes + 1);
-  let s = "";
+  const parts: string[] = [];
+  let bytes = 0;
   for (;;) {
-    const next = s + (ALPHABET[randomInt(random, ALPHABET.length)] as string);
-    if (utf8ByteLength(next) > target) break;
-    s = next;
-    if (utf8ByteLength(s) === target) break;
+    const next = ALPHABET[randomInt(random, ALPHABET.length)] as string;
+    const size = utf8ByteLength(next);
+    if (bytes + size > target) break;
+    parts.push(next);
+    bytes += size;
+    if (bytes === target) break;
   }
-  return s.length > 0 ? s : "x";
+  return parts.length > 0 ? parts.join("") : "x";
 }
 
 function randomIp(random: () => number): string {

@@ -1,0 +1,146 @@
+import { decodeUtf8, readU32 } from "../protocol/byte-reader.ts";
+import { FloodKind, MESSAGE_ID_BYTES, NODE_ID_BYTES } from "../protocol/constants.ts";
+import { FLOOD_HEADER_BYTES, FLOOD_HOPS_OFFSET } from "../protocol/flood.ts";
+import { hex } from "../protocol/hex.ts";
+import type { Presence } from "../protocol/presence.ts";
+
+/** A chat message, delivered once per node. */
+export interface ChatMessage {
+  /** Hex of the 16-byte message id. */
+  readonly id: string;
+  /** Hex node id of the author. */
+  readonly origin: string;
+  readonly seq: number;
+  readonly nick: string;
+  readonly text: string;
+  /** Author's clock at sending (unix ms). */
+  readonly sentAt: number;
+  /** Our clock at delivery (unix ms). */
+  readonly receivedAt: number;
+  /** Links crossed to reach us: 1 from a neighbour, 0 for our own messages. */
+  readonly hops: number;
+  /** True for messages this node sent. */
+  readonly own: boolean;
+}
+
+/** Any FLOOD from another node, once the relay accepted it (chat, presence, unknown kinds). */
+export interface FloodDelivery {
+  readonly kind: number;
+  /** Hex node id of the author. */
+  readonly origin: string;
+  /** Links crossed to reach us (1 from a neighbour). */
+  readonly hops: number;
+  /** The author's nick, for kinds that carry one; "" otherwise. */
+  readonly nick: string;
+  readonly presence: Presence | undefined;
+  /** Our clock at delivery (unix ms). */
+  readonly receivedAt: number;
+  /** The raw body. */
+  readonly body: Uint8Array;
+}
+
+const ORIGIN_OFFSET = MESSAGE_ID_BYTES;
+const SEQ_OFFSET = MESSAGE_ID_BYTES + NODE_ID_BYTES;
+const SENT_AT_OFFSET = SEQ_OFFSET + 4;
+const KIND_OFFSET = FLOOD_HOPS_OFFSET + 1;
+
+/** One-entry memo of origin → hex: consecutive messages mostly come from one author. */
+const lastOrigin = new Uint8Array(NODE_ID_BYTES);
+let lastOriginHex = "";
+
+/**
+ * A delivered FLOOD, read straight from its (already validated) bytes. Only what is
+ * asked for is decoded: a relay that passes a message on, or a benchmark that counts
+ * it, never pays for hex ids or strings, while the terminal reads `nick` and `text` as
+ * usual. The bytes are those received; they are not copied.
+ */
+export class Delivery implements ChatMessage, FloodDelivery {
+  private cachedId: string | undefined;
+  private cachedNick: string | undefined;
+  private cachedText: string | undefined;
+
+  /**
+   * @param bytes holds the FLOOD payload (id to end of body) at `[base, end)`
+   * @param hops links crossed to reach us: 0 for a message this node originated
+   */
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly base: number,
+    private readonly end: number,
+    readonly receivedAt: number,
+    readonly hops: number,
+    readonly presence: Presence | undefined = undefined,
+  ) {}
+
+  /** True for a message this node originated. */
+  get own(): boolean {
+    return this.hops === 0;
+  }
+
+  get kind(): number {
+    return this.bytes[this.base + KIND_OFFSET] as number;
+  }
+
+  get id(): string {
+    this.cachedId ??= hex(this.bytes.subarray(this.base, this.base + MESSAGE_ID_BYTES));
+    return this.cachedId;
+  }
+
+  get origin(): string {
+    const b = this.bytes;
+    const at = this.base + ORIGIN_OFFSET;
+    let same = lastOriginHex !== "";
+    for (let i = 0; same && i < NODE_ID_BYTES; i++) same = b[at + i] === lastOrigin[i];
+    if (!same) {
+      lastOrigin.set(b.subarray(at, at + NODE_ID_BYTES));
+      lastOriginHex = hex(lastOrigin);
+    }
+    return lastOriginHex;
+  }
+
+  get seq(): number {
+    return readU32(this.bytes, this.base + SEQ_OFFSET);
+  }
+
+  get sentAt(): number {
+    const at = this.base + SENT_AT_OFFSET;
+    return readU32(this.bytes, at) * 0x1_0000_0000 + readU32(this.bytes, at + 4);
+  }
+
+  get body(): Uint8Array {
+    return this.bytes.subarray(this.base + FLOOD_HEADER_BYTES, this.end);
+  }
+
+  get nick(): string {
+    if (this.cachedNick === undefined) {
+      if (this.kind === FloodKind.Chat) {
+        const at = this.base + FLOOD_HEADER_BYTES;
+        this.cachedNick = decodeUtf8(this.bytes.subarray(at + 2, at + 2 + this.u16(at)), "nick");
+      } else {
+        this.cachedNick = this.presence && "nick" in this.presence ? this.presence.nick : "";
+      }
+    }
+    return this.cachedNick;
+  }
+
+  /** The chat text ("" for other kinds). */
+  get text(): string {
+    if (this.cachedText === undefined) {
+      if (this.kind !== FloodKind.Chat) return "";
+      const body = this.base + FLOOD_HEADER_BYTES;
+      const at = body + 2 + this.u16(body);
+      this.cachedText = decodeUtf8(this.bytes.subarray(at + 2, at + 2 + this.u16(at)), "text");
+    }
+    return this.cachedText;
+  }
+
+  /** A plain object of the chat fields (for logs, tests and JSON). */
+  toJSON(): ChatMessage {
+    const { id, origin, seq, nick, text, sentAt, receivedAt, hops, own } = this;
+    return { id, origin, seq, nick, text, sentAt, receivedAt, hops, own };
+  }
+
+  private u16(offset: number): number {
+    return ((this.bytes[offset] as number) << 8) | (this.bytes[offset + 1] as number);
+  }
+}
