@@ -1,6 +1,7 @@
 import { type ConsolaInstance, createConsola, type LogObject } from "consola/core";
 import type { Verbosity } from "./args.ts";
 import { clockTime, sanitize } from "./format.ts";
+import { writeStderr } from "./stdio.ts";
 
 const LEVELS: Readonly<Record<Verbosity, number>> = { quiet: 1, normal: 3, verbose: 4, trace: 5 };
 
@@ -10,7 +11,7 @@ const LEVELS: Readonly<Record<Verbosity, number>> = { quiet: 1, normal: 3, verbo
  */
 export function createLogger(
   verbosity: Verbosity,
-  write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+  write: (line: string) => void = writeStderr,
 ): ConsolaInstance {
   const precise = verbosity === "verbose" || verbosity === "trace";
   return createConsola({

@@ -3,8 +3,7 @@ import { ConfigError, ConnectionError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { chatCommand, parseChatArgs, parseSendArgs, sendCommand } from "./args.ts";
 import { runChat } from "./run-chat.ts";
-import { runSend } from "./run-send.ts";
-import { flushStdout } from "./stdout.ts";
+import { flushStdio, isTerminal, writeStderr, writeStdout } from "./stdio.ts";
 
 /** Exit statuses. */
 export const ExitCode = {
@@ -36,40 +35,52 @@ export async function main(argv: string[]): Promise<number> {
   const isSend = firstWord(argv) === "send";
   const rawArgs = isSend ? withoutFirstWord(argv) : argv;
   if (rawArgs.includes("--version") || rawArgs.includes("-V")) {
-    process.stdout.write(`${VERSION}\n`);
+    writeStdout(VERSION);
+    await flushStdio();
     return ExitCode.Ok;
   }
   if (rawArgs.includes("--help") || rawArgs.includes("-h")) {
-    process.stdout.write(`${await usage(isSend)}\n`);
+    writeStdout(await usage(isSend));
+    await flushStdio();
     return ExitCode.Ok;
   }
   try {
     const { result } = isSend
       ? await runCommand(
-          { ...sendCommand, run: ({ rawArgs: args }) => runSend(parseSendArgs(args)) },
+          {
+            ...sendCommand,
+            run: async ({ rawArgs: args }) =>
+              (await import("./run-send.ts")).runSend(parseSendArgs(args)),
+          },
           { rawArgs },
         )
       : await runCommand(
           { ...chatCommand, run: ({ rawArgs: args }) => runChat(parseChatArgs(args)) },
           { rawArgs },
         );
-    await flushStdout();
+    await flushStdio();
     return result as number;
   } catch (error) {
-    await flushStdout();
-    if (error instanceof ConfigError || (error instanceof Error && error.name === "CLIError")) {
-      process.stderr.write(`peerchat: ${error.message}\n${SHORT_USAGE}\n`);
-      return ExitCode.Usage;
-    }
-    if (error instanceof ConnectionError) {
-      process.stderr.write(`peerchat: ${error.message}\n`);
-      return ExitCode.Failure;
-    }
-    process.stderr.write(
-      `peerchat: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-    );
+    const status = failureStatus(error);
+    await flushStdio();
+    return status;
+  }
+}
+
+/** Reports an error that ended the command, and returns the exit status for it. */
+function failureStatus(error: unknown): number {
+  if (error instanceof ConfigError || (error instanceof Error && error.name === "CLIError")) {
+    writeStderr(`peerchat: ${error.message}\n${SHORT_USAGE}`);
+    return ExitCode.Usage;
+  }
+  if (error instanceof ConnectionError) {
+    writeStderr(`peerchat: ${error.message}`);
     return ExitCode.Failure;
   }
+  writeStderr(
+    `peerchat: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`,
+  );
+  return ExitCode.Failure;
 }
 
 const SHORT_USAGE = `usage: peerchat [HOST] [PORT] [PEER_HOST PEER_PORT] [--peer HOST:PORT]... [--nick NAME] [--json]
@@ -82,7 +93,7 @@ async function usage(isSend: boolean): Promise<string> {
   const text = isSend
     ? await renderUsage(sendCommand as CommandDef, chatCommand as CommandDef)
     : `${await renderUsage(chatCommand)}\n${EXAMPLES}`;
-  return process.stdout.isTTY ? text : Bun.stripANSI(text);
+  return isTerminal(1) ? text : Bun.stripANSI(text);
 }
 
 /** The first argument that is neither an option nor an option's value. */

@@ -6,8 +6,8 @@ import { ChatSession, reportConnect } from "./chat-session.ts";
 import { INPUT_HIGH_WATER_BYTES, readLines } from "./line-reader.ts";
 import { createLogger } from "./logger.ts";
 import { humanOutput, jsonOutput, type Output } from "./output.ts";
-import { writeStdout } from "./stdout.ts";
-import { Terminal } from "./terminal.ts";
+import { isTerminal, onStdoutClosed, writeStderr, writeStdout } from "./stdio.ts";
+import type { Terminal } from "./terminal.ts";
 
 /**
  * The chat command: listen, join the bootstrap peers, then chat until /quit, Ctrl-C,
@@ -20,28 +20,7 @@ import { Terminal } from "./terminal.ts";
 export async function runChat(options: ChatOptions): Promise<number> {
   // Typing at a terminal gets the prompt, even with stdout piped (`peerchat | tee log`):
   // the prompt then lives on stderr, if that is a terminal.
-  const interactive =
-    !options.json &&
-    process.stdin.isTTY === true &&
-    (process.stdout.isTTY === true || process.stderr.isTTY === true);
-  let terminal: Terminal | undefined;
-  const logger = createLogger(options.verbosity, (line) => {
-    if (terminal) terminal.print(line, process.stderr);
-    else process.stderr.write(`${line}\n`);
-  });
-  const output: Output = options.json
-    ? jsonOutput(writeStdout)
-    : humanOutput((line) => (terminal ? terminal.print(line) : writeStdout(line)));
-
-  const peer: RunningPeer = startPeer({
-    host: options.host,
-    port: options.port,
-    maxPeers: options.maxPeers,
-    degree: options.degree,
-    logger,
-    ...(options.nick ? { nick: options.nick } : {}),
-  });
-  const node = peer.node;
+  const interactive = !options.json && isTerminal(0) && (isTerminal(1) || isTerminal(2));
   let quitReason: string | undefined;
   let requestQuit: (reason: string) => void = () => {};
   const quitRequested = new Promise<string>((resolve) => {
@@ -51,6 +30,36 @@ export async function runChat(options: ChatOptions): Promise<number> {
       resolve(reason);
     };
   });
+  let session: ChatSession | undefined;
+  // Loaded only for a person at a terminal: readline costs a headless relay ~5 MB.
+  const terminal: Terminal | undefined = interactive
+    ? new (await import("./terminal.ts")).Terminal({
+        onLine: (line) => session?.handle(line),
+        onEnd: () => requestQuit("quit"),
+      })
+    : undefined;
+  const logger = createLogger(options.verbosity, (line) =>
+    terminal ? terminal.print(line, process.stderr) : writeStderr(line),
+  );
+  const output: Output = options.json
+    ? jsonOutput(writeStdout)
+    : humanOutput((line) => (terminal ? terminal.print(line) : writeStdout(line)));
+
+  let peer: RunningPeer;
+  try {
+    peer = startPeer({
+      host: options.host,
+      port: options.port,
+      maxPeers: options.maxPeers,
+      degree: options.degree,
+      logger,
+      ...(options.nick ? { nick: options.nick } : {}),
+    });
+  } catch (error) {
+    terminal?.close();
+    throw error;
+  }
+  const node = peer.node;
   node.events.on("message", (m) => output.message(m));
   node.events.on("peer-up", (p) => output.peerUp(p));
   // A neighbour that says LEAVE is shown leaving once, not again when its link closes.
@@ -72,31 +81,33 @@ export async function runChat(options: ChatOptions): Promise<number> {
   );
   output.ready({ nodeId: node.nodeIdHex, listen: peer.listen, nick: node.nick, version: VERSION });
 
-  const session = new ChatSession(peer, output, () => requestQuit("quit"));
+  session = new ChatSession(peer, output, () => requestQuit("quit"));
+  // Whoever read our output has gone (`peerchat | head -3`): leave, as a filter would.
+  onStdoutClosed(() => requestQuit("quit"));
   const onSignal = (signal: NodeJS.Signals) =>
     requestQuit(signal === "SIGTERM" ? "shutting down" : "quit");
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
 
-  for (const endpoint of options.peers) {
-    void peer
+  const joins = options.peers.map((endpoint) =>
+    peer
       .connect(endpoint)
       .then((outcome) => reportConnect(output, endpoint, outcome))
-      .catch((error) => logger.error(`joining ${endpoint.host}:${endpoint.port} failed:`, error));
-  }
+      .catch((error) => logger.error(`joining ${endpoint.host}:${endpoint.port} failed:`, error)),
+  );
 
-  if (interactive) {
-    terminal = new Terminal({
-      onLine: (line) => session.handle(line),
-      onEnd: () => requestQuit("quit"),
-    });
-  } else {
+  if (!terminal) {
     // Piped: every line is a message or a command; the end of input is not the end.
-    void readLines(process.stdin, {
-      line: (line) => session.handle(line),
-      error: (error) => logger.error("could not handle an input line:", error),
-      ready: () => drained(peer),
-    });
+    // `echo hi | peerchat ... localhost 9000` means "say hi to that network": wait until
+    // each bootstrap peer is joined (or its first attempt has failed) before reading.
+    const piped = session;
+    void Promise.all(joins).then(() =>
+      readLines(Bun.stdin.stream(), {
+        line: (line) => piped.handle(line),
+        error: (error) => logger.error("could not handle an input line:", error),
+        ready: () => drained(peer),
+      }),
+    );
   }
 
   const reason = await quitRequested;

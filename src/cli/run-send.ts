@@ -9,7 +9,7 @@ import { describePeer } from "./format.ts";
 import { chatTexts } from "./input.ts";
 import { createLogger } from "./logger.ts";
 import { jsonOutput } from "./output.ts";
-import { writeStdout } from "./stdout.ts";
+import { writeStderr, writeStdout } from "./stdio.ts";
 
 /**
  * `peerchat send HOST:PORT TEXT`: returns the exit status (0 sent, 1 unreachable or not
@@ -34,11 +34,11 @@ export async function runSend(options: SendOptions): Promise<number> {
     case "unreachable": {
       const message = `could not reach ${formatEndpoint(options.peer)}: ${result.reason}`;
       output?.error("connect-failed", message, { address: options.peer });
-      process.stderr.write(`peerchat: ${message}\n`);
+      writeStderr(`peerchat: ${message}`);
       return 1;
     }
     case "unwritten":
-      process.stderr.write(`peerchat: not sent to ${describePeer(result.to)}: ${result.reason}\n`);
+      writeStderr(`peerchat: not sent to ${describePeer(result.to)}: ${result.reason}`);
       return 1;
   }
 }

@@ -1,8 +1,8 @@
-import { isIP } from "node:net";
 import { ProtocolError } from "../errors.ts";
 import { ByteReader } from "./byte-reader.ts";
 import { ByteWriter, encodeUtf8 } from "./byte-writer.ts";
 import { FrameType, NODE_ID_BYTES } from "./constants.ts";
+import { isIP } from "./ip.ts";
 
 /** At most this many entries in one PEERS frame. */
 export const MAX_PEERS_PER_FRAME = 64;
@@ -50,7 +50,7 @@ export function decodePeers(payload: Uint8Array): PeerAddress[] {
     const nodeId = r.bytes(NODE_ID_BYTES).slice();
     const host = r.str("PEERS host");
     const port = r.u16();
-    if (isIP(host) === 0)
+    if (!isIP(host))
       throw new ProtocolError(
         "BAD_FIELD",
         `PEERS host ${JSON.stringify(host.slice(0, 64))} is not an IP address`,

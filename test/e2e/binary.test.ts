@@ -11,6 +11,7 @@ import {
   oneShotSend,
   readmeChain,
   SCENARIO_TIMEOUT_MS,
+  shellPipeline,
   stopAll,
 } from "./scenarios.ts";
 
@@ -46,4 +47,5 @@ describe("the compiled binary (bun build --compile)", () => {
   test("peerchat send", () => oneShotSend(binary), SCENARIO_TIMEOUT_MS);
   test("failures and exit codes", () => failures(binary), SCENARIO_TIMEOUT_MS);
   test("headless relay", () => headlessRelay(binary), SCENARIO_TIMEOUT_MS);
+  test("in a shell pipeline", () => shellPipeline(binary), SCENARIO_TIMEOUT_MS);
 });

@@ -7,6 +7,7 @@ import {
   oneShotSend,
   readmeChain,
   SCENARIO_TIMEOUT_MS,
+  shellPipeline,
   stopAll,
 } from "./scenarios.ts";
 
@@ -22,6 +23,10 @@ describe("the CLI from source (bun src/bin.ts)", () => {
     ["peerchat send reaches a running peer; exit 1 when nobody listens", oneShotSend],
     ["failures: address in use, bad arguments, late bootstrap peer", failures],
     ["end of piped input leaves a working relay; unsafe text is neutralised", headlessRelay],
+    [
+      "in a shell pipeline: early lines arrive; a closed stdout makes the peer leave",
+      shellPipeline,
+    ],
   ] as const;
   for (const [name, scenario] of scenarios)
     test(name, () => scenario(fromSource), SCENARIO_TIMEOUT_MS);

@@ -238,3 +238,37 @@ export async function headlessRelay(launcher: Launcher): Promise<void> {
   await relay.waitForLine("raw left: ^[[2J^[[Hgotcha");
   expect(relay.stdout.some((l) => l.includes("\u001b"))).toBe(false);
 }
+
+/**
+ * Peerchat as a filter in a shell pipeline: lines piped in before the bootstrap link is
+ * up still reach the network, and when the reader of stdout goes away (`| head -n 1`)
+ * the peer leaves gracefully instead of failing on every later line.
+ */
+export async function shellPipeline(launcher: Launcher): Promise<void> {
+  const hub = start(launcher, ["127.0.0.1", "0", "--nick", "hub"]);
+  const port = await listenPortOf(hub);
+
+  const early = start(launcher, ["127.0.0.1", "0", "127.0.0.1", String(port), "--nick", "early"]);
+  early.send("said before the link was up");
+  await hub.waitForLine(chatLine("early", "said before the link was up"));
+
+  const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`;
+  const command = launcher(["127.0.0.1", "0", "127.0.0.1", String(port), "--nick", "filter"]);
+  const pipeline = Bun.spawn(["sh", "-c", `${command.map(quote).join(" ")} | head -n 1`], {
+    stdin: "pipe",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, NO_COLOR: "1" },
+  });
+  try {
+    await hub.waitForLine("connected to filter");
+    // Something for the filter to print once head has exited; the write finds the pipe gone.
+    hub.send("anyone reading?");
+    await hub.waitForLine("filter left: quit");
+    expect(await pipeline.exited).toBe(0);
+    expect(await new Response(pipeline.stdout).text()).toMatch(/listening on 127\.0\.0\.1:\d+/);
+    expect(await new Response(pipeline.stderr).text()).toBe("");
+  } finally {
+    pipeline.kill("SIGKILL");
+  }
+}

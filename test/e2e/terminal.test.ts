@@ -53,7 +53,10 @@ afterEach(async () => {
 test("interactive: a half-typed line survives incoming messages; own lines show once, formatted", async () => {
   tty = new TtyPeer(["127.0.0.1", "0", "--nick", "me"]);
   const t = tty;
-  await t.waitForScreen((rows) => rows.at(-1) === ">", "prompt");
+  await t.waitForScreen(
+    (rows) => rows.at(-1) === ">" && rows.some((r) => r.includes("listening on")),
+    "prompt and listening line",
+  );
   const bob = new CliProcess(fromSource, [
     "127.0.0.1",
     "0",
@@ -113,7 +116,10 @@ test("interactive: a half-typed line survives incoming messages; own lines show 
 test("interactive: Ctrl-D leaves gracefully", async () => {
   tty = new TtyPeer(["127.0.0.1", "0", "--nick", "me"]);
   const t = tty;
-  await t.waitForScreen((rows) => rows.at(-1) === ">", "prompt");
+  await t.waitForScreen(
+    (rows) => rows.at(-1) === ">" && rows.some((r) => r.includes("listening on")),
+    "prompt and listening line",
+  );
   const bob = new CliProcess(fromSource, [
     "127.0.0.1",
     "0",
