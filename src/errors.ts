@@ -54,13 +54,45 @@ export class ConnectionError extends Error {
 }
 
 /** Codes for {@link ConfigError}: the user asked for something that cannot work. */
-export type ConfigErrorCode = "BAD_ARGUMENT" | "BAD_ADDRESS" | "BAD_NICK" | "BAD_TEXT";
+export type ConfigErrorCode =
+  | "BAD_ARGUMENT"
+  | "BAD_ADDRESS"
+  | "BAD_NICK"
+  | "BAD_TEXT"
+  | "BAD_IDENTITY";
 
 /** Invalid command-line arguments or options; the CLI exits with status 2. */
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
   constructor(
     readonly code: ConfigErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Codes for {@link NoiseError}: local code misused the Noise handshake or a cipher. */
+export type NoiseErrorCode =
+  | "BAD_PROTOCOL_NAME"
+  | "BAD_KEY"
+  | "BAD_PSK"
+  | "MISSING_KEY"
+  | "OUT_OF_ORDER"
+  | "HANDSHAKE_FAILED"
+  | "MESSAGE_TOO_LARGE"
+  | "NONCE_EXHAUSTED";
+
+/**
+ * A Noise handshake or cipher state was configured or called wrongly: a bug on this
+ * side. Bad bytes from the remote are not thrown; `readMessage` and `decrypt` return
+ * them as `{ ok: false, reason }` values.
+ */
+export class NoiseError extends Error {
+  override readonly name = "NoiseError";
+  constructor(
+    readonly code: NoiseErrorCode,
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -1,5 +1,8 @@
 import type { ConsolaInstance } from "consola";
 import { type ChatMessage, type NeighbourInfo, PeerNode } from "./node/peer-node.ts";
+import { generateIdentity, type Identity } from "./secure/identity.ts";
+import { DEFAULT_ROOM } from "./secure/room.ts";
+import { channelOptions, secureDialer } from "./secure/secure-stream.ts";
 import type { Endpoint } from "./transport/byte-stream.ts";
 import { dialTcp } from "./transport/tcp.ts";
 
@@ -13,6 +16,10 @@ export interface SendOnceConfig {
   readonly texts: readonly string[];
   readonly nick: string;
   readonly logger: ConsolaInstance;
+  /** Who sends; default a fresh identity. */
+  readonly identity?: Identity;
+  /** The room the peer is in; default `lobby`. */
+  readonly room?: string;
 }
 
 /** How a one-shot send went. */
@@ -22,7 +29,12 @@ export type SendOnceResult =
       readonly to: NeighbourInfo;
       readonly messages: readonly ChatMessage[];
     }
-  | { readonly status: "unreachable"; readonly reason: string }
+  | {
+      readonly status: "unreachable";
+      readonly reason: string;
+      /** The address answered but the link did not come up (another room, say). */
+      readonly refused: boolean;
+    }
   | { readonly status: "unwritten"; readonly to: NeighbourInfo; readonly reason: string };
 
 /**
@@ -30,11 +42,13 @@ export type SendOnceResult =
  * has been handed to the kernel, says BYE and disconnects. Never rejects.
  */
 export async function sendOnce(config: SendOnceConfig): Promise<SendOnceResult> {
+  const identity = config.identity ?? generateIdentity();
   const node = new PeerNode({
     nick: config.nick,
     listenPort: 0,
     logger: config.logger,
-    dial: (endpoint) => dialTcp(endpoint),
+    nodeId: identity.publicKey,
+    dial: secureDialer(dialTcp, channelOptions(identity, config.room ?? DEFAULT_ROOM)),
   });
   const outcome = await node.connect(config.peer);
   if (outcome.status !== "connected" && outcome.status !== "already-connected") {
@@ -42,6 +56,7 @@ export async function sendOnce(config: SendOnceConfig): Promise<SendOnceResult> 
     return {
       status: "unreachable",
       reason: outcome.status === "self" ? "that is this process" : outcome.reason,
+      refused: outcome.status === "failed" && outcome.stage === "handshake",
     };
   }
   const messages: ChatMessage[] = [];

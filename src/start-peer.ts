@@ -12,6 +12,9 @@ import { PinnedPeers } from "./node/pinned-peers.ts";
 import { PresenceTracker } from "./node/presence.ts";
 import { MAX_NICK_BYTES } from "./protocol/constants.ts";
 import { truncateUtf8 } from "./protocol/control.ts";
+import { generateIdentity, type Identity } from "./secure/identity.ts";
+import { DEFAULT_ROOM } from "./secure/room.ts";
+import { channelOptions, secureDialer, secureStream } from "./secure/secure-stream.ts";
 import type { Endpoint } from "./transport/byte-stream.ts";
 import { formatEndpoint } from "./transport/byte-stream.ts";
 import { dialTcp, listenTcp, type TcpListener } from "./transport/tcp.ts";
@@ -30,10 +33,14 @@ export interface PeerConfig {
   /** Links to keep (dialling known peers when short); 0 = only the peers named. Default 4. */
   readonly degree?: number;
   readonly logger: ConsolaInstance;
+  /** Who this peer is: its public key is the node id. Default: a fresh one. */
+  readonly identity?: Identity;
+  /** The room to join (a secret name makes a private room); default `lobby`. */
+  readonly room?: string;
   /** Test hooks. */
   readonly clock?: Clock;
+  /** How to dial (fault injection); the secure channel is added on top. */
   readonly dial?: Dial;
-  readonly nodeId?: Uint8Array;
   readonly tap?: WireTap;
   readonly handshakeTimeoutMs?: number;
 }
@@ -59,11 +66,13 @@ export interface RunningPeer {
  */
 export function startPeer(config: PeerConfig): RunningPeer {
   let node: PeerNode | undefined;
+  const identity = config.identity ?? generateIdentity();
+  const channel = channelOptions(identity, config.room ?? DEFAULT_ROOM);
   const listener: TcpListener = listenTcp({
     host: config.host,
     port: config.port,
     onStream: (stream) => {
-      if (node) node.addConnection(stream);
+      if (node) node.addConnection(secureStream(stream, channel));
       else stream.destroy();
     },
   });
@@ -73,10 +82,10 @@ export function startPeer(config: PeerConfig): RunningPeer {
       nick: config.nick ?? defaultNick(listen),
       listenPort: listener.port,
       logger: config.logger,
-      dial: config.dial ?? ((endpoint) => dialTcp(endpoint)),
+      dial: secureDialer(config.dial ?? dialTcp, channel),
       maxPeers: config.maxPeers ?? DEFAULT_MAX_PEERS,
       ...(config.clock ? { clock: config.clock } : {}),
-      ...(config.nodeId ? { nodeId: config.nodeId } : {}),
+      nodeId: identity.publicKey,
       ...(config.tap ? { tap: config.tap } : {}),
       ...(config.handshakeTimeoutMs ? { handshakeTimeoutMs: config.handshakeTimeoutMs } : {}),
     });

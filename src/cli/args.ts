@@ -4,6 +4,7 @@ import { ConfigError } from "../errors.ts";
 import { DEFAULT_DEGREE } from "../node/mesh.ts";
 import { DEFAULT_MAX_PEERS } from "../node/peer-node.ts";
 import { nickProblem } from "../protocol/text.ts";
+import { DEFAULT_ROOM, roomNameProblem } from "../secure/room.ts";
 import type { Endpoint } from "../transport/byte-stream.ts";
 import { VERSION } from "../version.ts";
 import { parseEndpoint, parseHost, parsePort } from "./address.ts";
@@ -25,6 +26,10 @@ export interface ChatOptions {
   readonly maxPeers: number;
   readonly degree: number;
   readonly verbosity: Verbosity;
+  /** Room name: a secret. */
+  readonly room: string;
+  /** Identity file; undefined = the default path. */
+  readonly identityPath: string | undefined;
 }
 
 /** The send command's arguments, validated. */
@@ -34,6 +39,8 @@ export interface SendOptions {
   readonly nick: string | undefined;
   readonly json: boolean;
   readonly verbosity: Verbosity;
+  readonly room: string;
+  readonly identityPath: string | undefined;
 }
 
 const sharedFlags = {
@@ -42,6 +49,17 @@ const sharedFlags = {
   verbose: { type: "boolean", description: "More log output on stderr" },
   quiet: { type: "boolean", description: "Only warnings and errors on stderr" },
   trace: { type: "boolean", description: "Log every frame and relay decision on stderr" },
+  room: {
+    type: "string",
+    alias: "r",
+    description: `Room to join; a secret name makes a private room (default ${DEFAULT_ROOM})`,
+    valueHint: "NAME",
+  },
+  identity: {
+    type: "string",
+    description: "Identity key file (default $XDG_CONFIG_HOME/peerchat/identity)",
+    valueHint: "PATH",
+  },
 } as const;
 
 /** `peerchat [HOST] [PORT] [PEER_HOST PEER_PORT] [options]`: listen, join, chat, relay. */
@@ -120,6 +138,8 @@ const SHARED_OPTIONS = {
   verbose: { type: "boolean", short: "v" },
   quiet: { type: "boolean", short: "q" },
   trace: { type: "boolean" },
+  room: { type: "string", short: "r" },
+  identity: { type: "string" },
 } as const satisfies ParseArgsConfig["options"];
 
 /** Validates the chat command's raw arguments into {@link ChatOptions}. */
@@ -186,6 +206,8 @@ export function parseChatArgs(rawArgs: string[]): ChatOptions {
     maxPeers,
     degree,
     verbosity: verbosity(values),
+    room: checkRoom(values.room),
+    identityPath: checkIdentityPath(values.identity),
   };
 }
 
@@ -206,7 +228,22 @@ export function parseSendArgs(rawArgs: string[]): SendOptions {
     nick: checkNick(values.nick),
     json: values.json ?? false,
     verbosity: verbosity(values),
+    room: checkRoom(values.room),
+    identityPath: checkIdentityPath(values.identity),
   };
+}
+
+function checkRoom(room: string | undefined): string {
+  if (room === undefined) return DEFAULT_ROOM;
+  const problem = roomNameProblem(room);
+  // Not quoted back: a room name is a secret, and the terminal's scrollback is not.
+  if (problem) throw new ConfigError("BAD_ARGUMENT", `--room: ${problem}`);
+  return room;
+}
+
+function checkIdentityPath(path: string | undefined): string | undefined {
+  if (path === "") throw new ConfigError("BAD_ARGUMENT", "--identity needs a file path");
+  return path;
 }
 
 function checkNick(nick: string | undefined): string | undefined {

@@ -113,7 +113,7 @@ export function reportConnect(output: Output, endpoint: Endpoint, outcome: Conne
     case "failed":
       output.error(
         "connect-failed",
-        `could not reach ${formatEndpoint(endpoint)}: ${outcome.reason}`,
+        `${outcome.stage === "handshake" ? "could not join" : "could not reach"} ${formatEndpoint(endpoint)}: ${outcome.reason}`,
         { address: endpoint },
       );
       return;

@@ -15,7 +15,17 @@ export const ExitCode = {
 } as const;
 
 /** Options that take a value, so the word after them is not a command name. */
-const VALUE_OPTIONS = new Set(["--nick", "-n", "--peer", "-p", "--max-peers", "--degree"]);
+const VALUE_OPTIONS = new Set([
+  "--nick",
+  "-n",
+  "--peer",
+  "-p",
+  "--max-peers",
+  "--degree",
+  "--room",
+  "-r",
+  "--identity",
+]);
 
 const EXAMPLES = `EXAMPLES
 
@@ -23,9 +33,12 @@ const EXAMPLES = `EXAMPLES
   peerchat localhost 9001 localhost 9000     second peer joins through the first
   peerchat 0.0.0.0 9000 </dev/null &         a headless relay
   peerchat send localhost:9000 "hello"       one-shot: join, send, leave
+  peerchat localhost 9001 localhost 9000 --room "our secret phrase"
+                                             a private room: peers without the name cannot join
 
   Also: peerchat send HOST:PORT TEXT [--nick NAME] [--json]   (see peerchat send --help)
-  Exit status: 0 ok, 1 network failure (address in use, peer unreachable), 2 bad arguments.`;
+  Exit status: 0 ok, 1 network failure (address in use, peer unreachable) or an unusable
+  identity file, 2 bad arguments.`;
 
 /**
  * Runs the CLI with `argv` (without the program name) and resolves with the exit
@@ -69,6 +82,11 @@ export async function main(argv: string[]): Promise<number> {
 
 /** Reports an error that ended the command, and returns the exit status for it. */
 function failureStatus(error: unknown): number {
+  if (error instanceof ConfigError && error.code === "BAD_IDENTITY") {
+    // Not a usage mistake: the arguments were fine, the file is not.
+    writeStderr(`peerchat: ${error.message}`);
+    return ExitCode.Failure;
+  }
   if (error instanceof ConfigError || (error instanceof Error && error.name === "CLIError")) {
     writeStderr(`peerchat: ${error.message}\n${SHORT_USAGE}`);
     return ExitCode.Usage;
@@ -84,8 +102,9 @@ function failureStatus(error: unknown): number {
 }
 
 const SHORT_USAGE = `usage: peerchat [HOST] [PORT] [PEER_HOST PEER_PORT] [--peer HOST:PORT]... [--nick NAME] [--json]
-              [--degree D] [--max-peers N] [--verbose | --quiet | --trace]
-       peerchat send HOST:PORT TEXT [--nick NAME] [--json]
+              [--room NAME] [--identity PATH] [--degree D] [--max-peers N]
+              [--verbose | --quiet | --trace]
+       peerchat send HOST:PORT TEXT [--nick NAME] [--room NAME] [--json]
 Try 'peerchat --help' for more.`;
 
 /** The full help: citty's rendering of the command, plus examples. Colour only on a terminal. */

@@ -1,8 +1,10 @@
+import type { ConsolaInstance } from "consola";
 import type { ConnectionError } from "../errors.ts";
 import { type RunningPeer, startPeer } from "../start-peer.ts";
 import { VERSION } from "../version.ts";
 import type { ChatOptions } from "./args.ts";
 import { ChatSession, reportConnect } from "./chat-session.ts";
+import { defaultIdentityPath, type OpenedIdentity, openIdentity } from "./identity-file.ts";
 import { INPUT_HIGH_WATER_BYTES, readLines } from "./line-reader.ts";
 import { createLogger } from "./logger.ts";
 import { humanOutput, jsonOutput, type Output } from "./output.ts";
@@ -46,19 +48,28 @@ export async function runChat(options: ChatOptions): Promise<number> {
     : humanOutput((line) => (terminal ? terminal.print(line) : writeStdout(line)));
 
   let peer: RunningPeer;
+  let opened: OpenedIdentity | undefined;
   try {
+    opened = openIdentity(options.identityPath ?? defaultIdentityPath());
+    reportIdentity(opened, logger);
     peer = startPeer({
       host: options.host,
       port: options.port,
       maxPeers: options.maxPeers,
       degree: options.degree,
       logger,
+      identity: opened.identity,
+      room: options.room,
       ...(options.nick ? { nick: options.nick } : {}),
     });
   } catch (error) {
+    opened?.release();
     terminal?.close();
     throw error;
   }
+  const identity = opened;
+  // Also on a crash or process.exit: the next peer must not find a live-looking lock.
+  process.once("exit", () => identity.release());
   const node = peer.node;
   node.events.on("message", (m) => output.message(m));
   node.events.on("peer-up", (p) => output.peerUp(p));
@@ -115,7 +126,19 @@ export async function runChat(options: ChatOptions): Promise<number> {
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
   await peer.close(reason);
+  identity.release();
   return 0;
+}
+
+/** Tells the user where their identity came from, when it is news. */
+function reportIdentity(opened: OpenedIdentity, logger: ConsolaInstance): void {
+  for (const warning of opened.warnings) logger.warn(warning);
+  if (opened.status === "created") logger.info(`created your identity key at ${opened.path}`);
+  if (opened.status === "in-use") {
+    logger.info(
+      `your identity (${opened.path}) is in use by another peerchat (pid ${opened.pid}); this one runs with a temporary identity`,
+    );
+  }
 }
 
 /** Resolves once the bytes queued towards neighbours are back under the high-water mark. */

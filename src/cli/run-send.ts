@@ -6,6 +6,7 @@ import { sendOnce } from "../send-once.ts";
 import { formatEndpoint } from "../transport/byte-stream.ts";
 import type { SendOptions } from "./args.ts";
 import { describePeer } from "./format.ts";
+import { openIdentity } from "./identity-file.ts";
 import { chatTexts } from "./input.ts";
 import { createLogger } from "./logger.ts";
 import { jsonOutput } from "./output.ts";
@@ -20,19 +21,26 @@ export async function runSend(options: SendOptions): Promise<number> {
   if (texts.length === 0) throw new ConfigError("BAD_TEXT", "the message is empty");
   const logger = createLogger(options.verbosity);
   const output = options.json ? jsonOutput(writeStdout) : undefined;
+  // A one-off identity by default: the user's own is usually busy being the very peer
+  // this message goes to, and one node cannot link to itself.
+  const opened = options.identityPath ? openIdentity(options.identityPath) : undefined;
   const result = await sendOnce({
     peer: options.peer,
     texts,
     nick: options.nick ?? defaultSendNick(),
     logger,
+    room: options.room,
+    ...(opened ? { identity: opened.identity } : {}),
   });
+  opened?.release();
   switch (result.status) {
     case "sent":
       for (const message of result.messages) output?.message(message);
       logger.info(`sent to ${describePeer(result.to)}`);
       return 0;
     case "unreachable": {
-      const message = `could not reach ${formatEndpoint(options.peer)}: ${result.reason}`;
+      const verb = result.refused ? "could not join" : "could not reach";
+      const message = `${verb} ${formatEndpoint(options.peer)}: ${result.reason}`;
       output?.error("connect-failed", message, { address: options.peer });
       writeStderr(`peerchat: ${message}`);
       return 1;

@@ -258,7 +258,7 @@ export class FrameConnection implements Connection {
     this.reported = true;
     const closed: ConnectionClosed = this.localClose ?? {
       by: "remote",
-      reason: info.error ? describeSocketError(info.error) : "closed",
+      reason: info.reason ?? (info.error ? describeSocketError(info.error) : "closed"),
     };
     try {
       this.handler?.close(closed);

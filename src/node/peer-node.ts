@@ -120,7 +120,15 @@ export type ConnectOutcome =
   | { readonly status: "already-connected"; readonly peer: NeighbourInfo }
   /** The address is this very node. */
   | { readonly status: "self" }
-  | { readonly status: "failed"; readonly reason: string };
+  | {
+      readonly status: "failed";
+      readonly reason: string;
+      /**
+       * `handshake`: the address answered, but the link did not come up (another room,
+       * not a peerchat peer, a protocol error): "could not join" rather than "reach".
+       */
+      readonly stage?: "handshake";
+    };
 
 /** Outcome of {@link PeerNode.sendChat}. */
 export type SendOutcome =
@@ -688,14 +696,18 @@ export class PeerNode {
       });
     }
     if (link.dial) {
-      link.dial.resolve({ status: "failed", reason });
+      link.dial.resolve({ status: "failed", reason, stage: "handshake" });
       link.dial = undefined;
     }
     if (wasEstablished) {
       const by = link.remoteReason !== undefined ? "remote" : info.by;
       this.events.emit("peer-down", { ...this.info(link), reason, by, graceful: link.graceful });
-    } else if (!link.superseded) {
-      this.log.debug(`connection ${where} closed before handshake: ${reason}`);
+    } else if (!link.superseded && info.code === undefined) {
+      // Someone knocked and did not get in (another room, a port scanner, a v1 peer):
+      // worth a line for whoever runs a relay. Our own failed dials are reported by the
+      // dialler, with retry timing.
+      const level = link.conn.direction === "inbound" ? "info" : "debug";
+      this.log[level](`connection ${where} closed before the handshake: ${reason}`);
     }
     for (const resolve of link.closeWaiters) resolve();
   }

@@ -119,7 +119,8 @@ export class PinnedPeers {
         break;
       case "failed": {
         const delay = this.retry(pin);
-        const message = `could not reach ${pin.label}: ${outcome.reason}; retrying in ${formatDelay(delay)}`;
+        const verb = outcome.stage === "handshake" ? "could not join" : "could not reach";
+        const message = `${verb} ${pin.label}: ${outcome.reason}; retrying in ${formatDelay(delay)}`;
         // Say it loudly once; later retries of the same address only in verbose mode.
         if (pin.failures === 1) this.log.warn(message);
         else this.log.debug(message);

@@ -1,10 +1,10 @@
 /**
- * Wire protocol v1 constants. docs/PROTOCOL.md is the contract; every number here is
+ * Wire protocol constants. docs/PROTOCOL.md is the contract; every number here is
  * quoted from it.
  */
 
 /** Version carried in HELLO. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** HELLO starts with these four bytes: ASCII "PCHT". */
 export const HELLO_MAGIC = Uint8Array.of(0x50, 0x43, 0x48, 0x54);

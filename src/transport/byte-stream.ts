@@ -24,6 +24,11 @@ export interface StreamClosed {
   readonly by: "local" | "remote";
   /** Set when the socket failed (e.g. `ECONNRESET`) rather than closing cleanly. */
   readonly error?: string;
+  /**
+   * Why, in words, when a layer above the socket closed it for a reason of its own
+   * (a secure channel whose handshake failed, say). Wins over `error`.
+   */
+  readonly reason?: string;
 }
 
 /** Outcome of {@link ByteStream.write}. */

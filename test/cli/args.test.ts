@@ -22,7 +22,7 @@ describe("chat arguments", () => {
     });
   });
 
-  test("defaults: 127.0.0.1:9000, no peers, normal verbosity", () => {
+  test("defaults: 127.0.0.1:9000, no peers, normal verbosity, the lobby", () => {
     expect(parseChatArgs([])).toEqual({
       host: "127.0.0.1",
       port: 9000,
@@ -32,7 +32,26 @@ describe("chat arguments", () => {
       maxPeers: 64,
       degree: 4,
       verbosity: "normal",
+      room: "lobby",
+      identityPath: undefined,
     });
+  });
+
+  test("--room and --identity; an empty room is refused without echoing the name", () => {
+    expect(parseChatArgs(["--room", "our secret", "--identity", "/tmp/id"])).toMatchObject({
+      room: "our secret",
+      identityPath: "/tmp/id",
+    });
+    expect(parseChatArgs(["-r", "x"]).room).toBe("x");
+    expect(() => parseChatArgs(["--room", ""])).toThrow("--room: the room name is empty");
+    let refused: unknown;
+    try {
+      parseChatArgs(["--room", "s3cret".repeat(60)]);
+    } catch (error) {
+      refused = error;
+    }
+    expect((refused as Error).message).not.toContain("s3cret");
+    expect(parseSendArgs(["h:1", "t", "--room", "r"]).room).toBe("r");
   });
 
   test("--peer repeats, -p too, IPv6 in brackets; positional peer comes first", () => {

@@ -10,6 +10,7 @@ import {
   jsonChain,
   oneShotSend,
   readmeChain,
+  roomsAndIdentity,
   SCENARIO_TIMEOUT_MS,
   shellPipeline,
   stopAll,
@@ -48,4 +49,5 @@ describe("the compiled binary (bun build --compile)", () => {
   test("failures and exit codes", () => failures(binary), SCENARIO_TIMEOUT_MS);
   test("headless relay", () => headlessRelay(binary), SCENARIO_TIMEOUT_MS);
   test("in a shell pipeline", () => shellPipeline(binary), SCENARIO_TIMEOUT_MS);
+  test("rooms and identity", () => roomsAndIdentity(binary), SCENARIO_TIMEOUT_MS);
 });

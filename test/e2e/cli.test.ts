@@ -6,6 +6,7 @@ import {
   jsonChain,
   oneShotSend,
   readmeChain,
+  roomsAndIdentity,
   SCENARIO_TIMEOUT_MS,
   shellPipeline,
   stopAll,
@@ -26,6 +27,10 @@ describe("the CLI from source (bun src/bin.ts)", () => {
     [
       "in a shell pipeline: early lines arrive; a closed stdout makes the peer leave",
       shellPipeline,
+    ],
+    [
+      "--room: another room cannot join and is told why; --identity keeps the node id",
+      roomsAndIdentity,
     ],
   ] as const;
   for (const [name, scenario] of scenarios)

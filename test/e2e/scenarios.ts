@@ -1,4 +1,7 @@
 import { expect } from "bun:test";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { encodeBye } from "../../src/protocol/control.ts";
 import { encodeHello } from "../../src/protocol/hello.ts";
 import { CliProcess, type Launcher, listenPortOf } from "../helpers/cli.ts";
@@ -232,7 +235,7 @@ export async function headlessRelay(launcher: Launcher): Promise<void> {
 
   // A neighbour's BYE reason is theirs to choose: it must not repaint our screen either.
   const raw = await rawConnect({ host: "127.0.0.1", port });
-  raw.write(encodeHello({ nodeId: new Uint8Array(32).fill(0x99), listenPort: 0, nick: "raw" }));
+  raw.write(encodeHello({ nodeId: raw.nodeId, listenPort: 0, nick: "raw" }));
   await relay.waitForLine("connected to raw");
   raw.write(encodeBye("\u001b[2J\u001b[Hgotcha"));
   await relay.waitForLine("raw left: ^[[2J^[[Hgotcha");
@@ -270,5 +273,72 @@ export async function shellPipeline(launcher: Launcher): Promise<void> {
     expect(await new Response(pipeline.stderr).text()).toBe("");
   } finally {
     pipeline.kill("SIGKILL");
+  }
+}
+
+/**
+ * Rooms and identity: a peer with another room name cannot join, and says why; one with
+ * the same name can. An identity file gives the same node id run after run.
+ */
+export async function roomsAndIdentity(launcher: Launcher): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "peerchat-rooms-"));
+  try {
+    const identity = join(dir, "alice.key");
+    const alice = start(launcher, [
+      "127.0.0.1",
+      "0",
+      "--json",
+      "--room",
+      "alpha",
+      "--identity",
+      identity,
+      "--nick",
+      "alice",
+    ]);
+    const port = await listenPortOf(alice);
+    const firstId = alice.events().find((e) => e.type === "ready")?.nodeId;
+    expect(firstId).toMatch(/^[0-9a-f]{64}$/);
+
+    const outsider = start(launcher, [
+      "127.0.0.1",
+      "0",
+      "127.0.0.1",
+      String(port),
+      "--room",
+      "beta",
+      "--nick",
+      "eve",
+    ]);
+    await outsider.waitForLog(
+      `could not join 127.0.0.1:${port}: different room or not a peerchat peer; retrying in`,
+    );
+    expect(outsider.stderr.join("\n")).not.toContain("alpha");
+
+    const friend = start(launcher, [
+      "127.0.0.1",
+      "0",
+      "127.0.0.1",
+      String(port),
+      "--room",
+      "alpha",
+      "--nick",
+      "bob",
+    ]);
+    await friend.waitForLine("connected to alice");
+    friend.send("in the alpha room");
+    await waitFor(() =>
+      alice.events().some((e) => e.type === "message" && e.text === "in the alpha room"),
+    );
+    // Eve never got in, and no room name was ever printed.
+    expect(alice.events().some((e) => e.type === "peer-up" && e.nick === "eve")).toBe(false);
+    for (const p of [alice, friend, outsider]) expect(p.stderr.join("\n")).not.toContain("alpha");
+
+    // The same identity file, the same node id.
+    expect(await alice.stop()).toBe(0);
+    const again = start(launcher, ["127.0.0.1", "0", "--json", "--identity", identity]);
+    await listenPortOf(again);
+    expect(again.events().find((e) => e.type === "ready")?.nodeId).toBe(firstId);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -1,3 +1,5 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { waitFor } from "./wait-for.ts";
@@ -15,6 +17,12 @@ export const fromBinary =
   (path: string): Launcher =>
   (args) => [path, ...args];
 
+/**
+ * Where the peers started by tests keep their identity: a directory of this test run's
+ * own, never the user's ~/.config.
+ */
+export const TEST_CONFIG_HOME = mkdtempSync(join(tmpdir(), "peerchat-test-config-"));
+
 /** A peerchat process driven through its stdin and read from its stdout and stderr. */
 export class CliProcess {
   readonly stdout: string[] = [];
@@ -27,7 +35,7 @@ export class CliProcess {
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
-      env: { ...process.env, NO_COLOR: "1", ...options.env },
+      env: { ...process.env, NO_COLOR: "1", XDG_CONFIG_HOME: TEST_CONFIG_HOME, ...options.env },
     });
     this.exited = this.proc.exited;
     void collect(this.proc.stdout, this.stdout);

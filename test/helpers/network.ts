@@ -60,8 +60,11 @@ export class TestNetwork {
   readonly peers: TestPeer[] = [];
   /** `from>to:messageId` → FLOOD frames sent. */
   readonly floodsSent = new Map<string, number>();
-  /** `fromNodeId>toNodeId` → FLOOD frames sent and received, to know when the flood is over. */
-  private readonly inFlight = new Map<string, { sent: number; received: number }>();
+  /**
+   * `fromNodeId>toNodeId:messageId` → the connection it was sent on, until it arrives: to
+   * know when the flood is over. The relay sends a message at most once to a neighbour.
+   */
+  private readonly inFlight = new Map<string, Connection>();
   private readonly indexById = new Map<string, number>();
   private readonly optionsOf: PeerOptions[] = [];
 
@@ -82,25 +85,18 @@ export class TestNetwork {
   private launch(index: number, options: PeerOptions): TestPeer {
     const log = testLogger(options.logLevel ?? 4);
     let self = "";
-    const edge = (from: string, to: string) => {
-      const key = `${from}>${to}`;
-      let counts = this.inFlight.get(key);
-      if (!counts) {
-        counts = { sent: 0, received: 0 };
-        this.inFlight.set(key, counts);
-      }
-      return counts;
-    };
     const tap: WireTap = {
       frameIn: (neighbour, _conn, frame) => {
-        if (frame.type === FrameType.Flood && neighbour !== undefined)
-          edge(neighbour, self).received++;
+        if (frame.type === FrameType.Flood && neighbour !== undefined) {
+          const id = hex(frame.payload.subarray(0, MESSAGE_ID_BYTES));
+          this.inFlight.delete(`${neighbour}>${self}:${id}`);
+        }
       },
       frameOut: (neighbour, conn, frame) => {
         options.onFrameOut?.(conn, frame);
         if (frame[4] !== FrameType.Flood || neighbour === undefined) return;
-        edge(self, neighbour).sent++;
         const id = hex(frame.subarray(5, 5 + MESSAGE_ID_BYTES));
+        this.inFlight.set(`${self}>${neighbour}:${id}`, conn);
         const key = `${index}>${this.indexById.get(neighbour)}:${id}`;
         this.floodsSent.set(key, (this.floodsSent.get(key) ?? 0) + 1);
       },
@@ -130,14 +126,8 @@ export class TestNetwork {
       alive: true,
     };
     peer.node.events.on("message", (m) => p.messages.push(m));
-    // Each end forgets its half of a link's count when it sees the link go: frames lost
-    // with an old link never count against a new one between the same two peers.
     peer.node.events.on("peer-up", (x) => p.ups.push(x));
-    peer.node.events.on("peer-down", (x) => {
-      edge(self, x.nodeId).sent = 0;
-      edge(x.nodeId, self).received = 0;
-      p.downs.push(x);
-    });
+    peer.node.events.on("peer-down", (x) => p.downs.push(x));
     peer.presence.events.on("change", (c) => p.presence.push(c));
     return p;
   }
@@ -241,32 +231,27 @@ export class TestNetwork {
    * been received at its other end (frames on links that went down are gone with them).
    */
   async quiesce(): Promise<void> {
-    const byId = new Map(this.live().map((p) => [p.peer.node.nodeIdHex, p]));
-    const settled = () => {
-      for (const a of this.live()) {
-        const id = a.peer.node.nodeIdHex;
-        for (const n of a.peer.node.neighbours()) {
-          // Only links both ends consider up: a link one end already dropped is gone.
-          if (!byId.get(n.nodeId)?.peer.node.isNeighbour(id)) continue;
-          const counts = this.inFlight.get(`${id}>${n.nodeId}`);
-          if (counts && counts.sent !== counts.received) return false;
-        }
-      }
-      return true;
-    };
-    await waitFor(settled, 5000, () => {
-      const open: string[] = [];
-      for (const a of this.live()) {
-        const id = a.peer.node.nodeIdHex;
-        for (const n of a.peer.node.neighbours()) {
-          if (!byId.get(n.nodeId)?.peer.node.isNeighbour(id)) continue;
-          const c = this.inFlight.get(`${id}>${n.nodeId}`);
-          if (c && c.sent !== c.received)
-            open.push(`peer${a.index}→${n.nick}: ${c.sent} sent, ${c.received} received`);
-        }
-      }
-      return `every FLOOD sent to have arrived (${open.join("; ")})`;
-    });
+    const live = new Set(this.live().map((p) => p.peer.node.nodeIdHex));
+    // Frames still owed: sent on a connection that is open, between two live peers.
+    // Frames on a connection that closed went with it (or were drained, and are gone too).
+    const owed = () =>
+      [...this.inFlight.entries()].filter(([key, conn]) => {
+        const [from, rest] = key.split(">") as [string, string];
+        const to = rest.slice(0, rest.indexOf(":"));
+        return !conn.closed && live.has(from) && live.has(to);
+      });
+    await waitFor(
+      () => owed().length === 0,
+      5000,
+      () => {
+        const names = new Map(this.live().map((p) => [p.peer.node.nodeIdHex, `peer${p.index}`]));
+        const open = owed().map(([key]) => {
+          const [from, rest] = key.split(">") as [string, string];
+          return `${names.get(from)}→${names.get(rest.slice(0, rest.indexOf(":")))}`;
+        });
+        return `every FLOOD sent to have arrived (${open.length} owed: ${open.slice(0, 5).join(", ")})`;
+      },
+    );
   }
 
   /** FLOOD frames of message `id` sent from peer `from` to peer `to`. */

@@ -7,7 +7,12 @@ import {
 } from "../../src/node/peer-node.ts";
 import { ByteWriter } from "../../src/protocol/byte-writer.ts";
 import { encodeChatBody } from "../../src/protocol/chat.ts";
-import { FloodKind, FrameType, WireErrorCode } from "../../src/protocol/constants.ts";
+import {
+  FloodKind,
+  FrameType,
+  PROTOCOL_VERSION,
+  WireErrorCode,
+} from "../../src/protocol/constants.ts";
 import {
   decodeError,
   decodeNonce,
@@ -104,7 +109,7 @@ describe("PeerNode handshake", () => {
     await waitFor(() => raw.frames.length > 0);
     expect(raw.frames[0]?.type).toBe(FrameType.Hello);
     const h = decodeHello(raw.frames[0]?.payload as Uint8Array);
-    expect(h).toMatchObject({ version: 1, listenPort: 9000, nick: "alice" });
+    expect(h).toMatchObject({ version: PROTOCOL_VERSION, listenPort: 9000, nick: "alice" });
     expect(h.nodeId).toEqual(new Uint8Array(32).fill(0x11));
   });
 
@@ -155,7 +160,7 @@ describe("PeerNode handshake", () => {
     const decoded = error && decodeError(error.payload);
     expect(decoded?.code).toBe(WireErrorCode.VersionMismatch);
     expect(decoded?.message).toContain("version 9");
-    expect(decoded?.message).toContain("version 1");
+    expect(decoded?.message).toContain(`version ${PROTOCOL_VERSION}`);
   });
 
   test("dialling ourselves closes quietly and reports it", async () => {

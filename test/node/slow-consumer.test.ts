@@ -8,7 +8,7 @@ import { waitFor } from "../helpers/wait-for.ts";
 let net: TestNetwork | undefined;
 let slow: RawClient | undefined;
 afterEach(async () => {
-  slow?.socket.terminate();
+  slow?.terminate();
   await net?.close();
   net = undefined;
 });
@@ -34,7 +34,7 @@ test("a neighbour that stops reading while 50 MB is published is dropped; the ot
   const hub = net.peer(0);
   slow = await rawConnect(hub.peer.listen, { paused: true });
   slowPort = slow.localPort;
-  slow.write(encodeHello({ nodeId: new Uint8Array(32).fill(0x5e), listenPort: 0, nick: "sloth" }));
+  slow.write(encodeHello({ nodeId: slow.nodeId, listenPort: 0, nick: "sloth" }));
   await waitFor(() => hub.peer.node.neighbours().length === 4, 5000, "slow reader linked");
 
   const text = "x".repeat(4000);

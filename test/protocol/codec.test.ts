@@ -59,7 +59,7 @@ describe("golden bytes (the examples in docs/PROTOCOL.md)", () => {
     const frame = encodeHello({ nodeId: NODE_ID, listenPort: 9000, nick: "bob" });
     expect(hex(frame)).toBe(
       // length, type, magic "PCHT", version, nodeId, listenPort 9000, nick "bob"
-      ["0000002d", "01", "50434854", "01", hex(NODE_ID), "2328", "0003626f62"].join(""),
+      ["0000002d", "01", "50434854", "02", hex(NODE_ID), "2328", "0003626f62"].join(""),
     );
   });
 
@@ -103,7 +103,7 @@ describe("round trips", () => {
     const f = only(encodeHello({ nodeId: NODE_ID, listenPort: 65535, nick: "ünïcødé 🎉" }));
     expect(f.type).toBe(FrameType.Hello);
     expect(decodeHello(f.payload)).toEqual({
-      version: 1,
+      version: 2,
       nodeId: NODE_ID,
       listenPort: 65535,
       nick: "ünïcødé 🎉",
@@ -159,7 +159,7 @@ describe("round trips", () => {
 
 describe("HELLO validation", () => {
   const hello = (bytes: number[]) => Uint8Array.from(bytes);
-  const valid = [0x50, 0x43, 0x48, 0x54, 1, ...NODE_ID, 0x23, 0x28, ...str("bob")];
+  const valid = [0x50, 0x43, 0x48, 0x54, 2, ...NODE_ID, 0x23, 0x28, ...str("bob")];
 
   test("accepts the valid form", () => {
     expect(decodeHello(hello(valid)).nick).toBe("bob");
@@ -179,10 +179,10 @@ describe("HELLO validation", () => {
   });
 
   test("another version is refused naming both versions, before the rest is parsed", () => {
-    const error = protocolError(() => decodeHello(hello([0x50, 0x43, 0x48, 0x54, 2, 0xff])));
+    const error = protocolError(() => decodeHello(hello([0x50, 0x43, 0x48, 0x54, 1, 0xff])));
     expect(error.code).toBe("VERSION_MISMATCH");
-    expect(error.message).toContain("version 2");
     expect(error.message).toContain("version 1");
+    expect(error.message).toContain("version 2");
   });
 });
 

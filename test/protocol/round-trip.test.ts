@@ -90,7 +90,7 @@ describe("every frame type round-trips (seeded, 500 random instances each)", () 
       expect(
         decodeHello(only(encodeHello(hello), FrameType.Hello)),
         `seed ${seed} case ${i}`,
-      ).toEqual({ version: 1, ...hello });
+      ).toEqual({ version: 2, ...hello });
     }
   });
 

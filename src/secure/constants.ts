@@ -1,0 +1,31 @@
+/**
+ * The secure channel's fixed strings (docs/PROTOCOL.md, "Secure channel"). Changing any
+ * of them makes this peer unable to talk to every other.
+ */
+
+/** The Noise protocol every link runs. */
+export const NOISE_PROTOCOL_NAME = "Noise_XXpsk0_25519_AESGCM_SHA256";
+
+/** Mixed into the handshake hash by both sides: a handshake for anything else fails. */
+export const NOISE_PROLOGUE = new TextEncoder().encode("peerchat");
+
+/**
+ * Signed, followed by the Noise static public key, by the identity key: binds the
+ * identity to the link (as libp2p's `noise-libp2p-static-key:`).
+ */
+export const STATIC_KEY_SIGNATURE_PREFIX = new TextEncoder().encode("peerchat-noise-static-key:");
+
+/** Bytes of the big-endian length before each Noise message. */
+export const NOISE_LENGTH_BYTES = 2;
+
+/** What a user is told when the other side does not complete the handshake. */
+export const HANDSHAKE_REFUSED_REASON = "different room or not a peerchat peer";
+
+/** Message 1 of XXpsk0 with its empty payload: `e` (32 bytes) and a 16-byte tag. */
+export const FIRST_MESSAGE_BYTES = 48;
+
+/**
+ * Largest handshake message accepted: a HELLO (under 80 bytes), a signature, a static key
+ * and tags fit many times over. Bigger is hostile, refused before it is buffered.
+ */
+export const MAX_HANDSHAKE_MESSAGE_BYTES = 1024;

@@ -1,0 +1,103 @@
+import {
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  type KeyObject,
+  sign,
+  verify,
+} from "node:crypto";
+
+/**
+ * A user's long-term Ed25519 identity. Its 32-byte public key is the node id on the wire;
+ * the private key signs the link's Noise static key (binding the identity to the link)
+ * and every FLOOD the user originates.
+ */
+export interface Identity {
+  /** Raw Ed25519 public key: the node id. */
+  readonly publicKey: Uint8Array;
+  /** Signs `message` (already domain-separated by the caller); 64 bytes. */
+  sign(message: Uint8Array): Uint8Array;
+  /** PKCS#8 PEM text, for the identity file. */
+  toPem(): string;
+}
+
+/** Bytes of an Ed25519 public key and of a signature. */
+export const ED25519_PUBLIC_KEY_BYTES = 32;
+export const ED25519_SIGNATURE_BYTES = 64;
+
+// DER header of an X.509 SubjectPublicKeyInfo for Ed25519; the raw key follows.
+const SPKI_ED25519_PREFIX = Uint8Array.of(
+  0x30,
+  0x2a,
+  0x30,
+  0x05,
+  0x06,
+  0x03,
+  0x2b,
+  0x65,
+  0x70,
+  0x03,
+  0x21,
+  0x00,
+);
+
+/** A fresh random identity (tests, and a second peer run while the user's own is in use). */
+export function generateIdentity(): Identity {
+  return fromPrivateKey(generateKeyPairSync("ed25519").privateKey);
+}
+
+/** The identity stored as PKCS#8 PEM. Throws if the text is not an Ed25519 private key. */
+export function identityFromPem(pem: string): Identity {
+  const key = createPrivateKey({ key: pem, format: "pem" });
+  if (key.asymmetricKeyType !== "ed25519") {
+    throw new Error(`not an Ed25519 key (${key.asymmetricKeyType ?? "unknown type"})`);
+  }
+  return fromPrivateKey(key);
+}
+
+function fromPrivateKey(privateKey: KeyObject): Identity {
+  const spki = createPublicKey(privateKey).export({ format: "der", type: "spki" });
+  const publicKey = new Uint8Array(spki.subarray(SPKI_ED25519_PREFIX.length));
+  return {
+    publicKey,
+    sign: (message) => new Uint8Array(sign(null, message, privateKey)),
+    toPem: () => privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
+  };
+}
+
+/**
+ * Verifies an Ed25519 signature by the raw public key `publicKey`. Returns false (never
+ * throws) for a malformed key or signature: everything here came from the network.
+ */
+export function verifySignature(
+  publicKey: Uint8Array,
+  message: Uint8Array,
+  signature: Uint8Array,
+): boolean {
+  if (publicKey.length !== ED25519_PUBLIC_KEY_BYTES) return false;
+  if (signature.length !== ED25519_SIGNATURE_BYTES) return false;
+  try {
+    return verify(null, message, publicKeyObject(publicKey), signature);
+  } catch {
+    return false;
+  }
+}
+
+// Parsing a key costs about as much as a verification; a relay sees the same few origins
+// again and again. Bounded: hostile origins are cheap to invent.
+const KEY_CACHE_LIMIT = 1024;
+const keyCache = new Map<string, KeyObject>();
+
+function publicKeyObject(raw: Uint8Array): KeyObject {
+  const id = String.fromCharCode(...raw);
+  let key = keyCache.get(id);
+  if (!key) {
+    const der = new Uint8Array(SPKI_ED25519_PREFIX.length + raw.length);
+    der.set(SPKI_ED25519_PREFIX);
+    der.set(raw, SPKI_ED25519_PREFIX.length);
+    key = createPublicKey({ key: Buffer.from(der), format: "der", type: "spki" });
+    if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.clear();
+    keyCache.set(id, key);
+  }
+  return key;
+}

@@ -1,0 +1,39 @@
+import { hkdfSync } from "node:crypto";
+
+/** The room every peer joins unless told otherwise. */
+export const DEFAULT_ROOM = "lobby";
+
+/** Longest room name, in UTF-8 bytes: a passphrase, not a document. */
+export const MAX_ROOM_BYTES = 256;
+
+/** Bytes of a Noise pre-shared key. */
+export const ROOM_KEY_BYTES = 32;
+
+// HKDF inputs (docs/PROTOCOL.md, "Rooms"). Changing either splits every room in two.
+const ROOM_KEY_SALT = new TextEncoder().encode("peerchat room salt v2");
+const ROOM_KEY_INFO = new TextEncoder().encode("peerchat room psk");
+
+/**
+ * The Noise pre-shared key of room `name`: HKDF-SHA256 (RFC 5869) of its UTF-8 bytes.
+ * Peers that derive different keys fail the handshake at its first message, so a secret
+ * room name keeps a room private. The name itself is a secret: never log it.
+ */
+export function roomKey(name: string): Uint8Array {
+  return new Uint8Array(
+    hkdfSync(
+      "sha256",
+      new TextEncoder().encode(name),
+      ROOM_KEY_SALT,
+      ROOM_KEY_INFO,
+      ROOM_KEY_BYTES,
+    ),
+  );
+}
+
+/** Why `name` cannot be a room name, or undefined if it can. */
+export function roomNameProblem(name: string): string | undefined {
+  const bytes = new TextEncoder().encode(name).length;
+  if (bytes === 0) return "the room name is empty";
+  if (bytes > MAX_ROOM_BYTES) return `the room name is longer than ${MAX_ROOM_BYTES} bytes`;
+  return undefined;
+}
