@@ -16,6 +16,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { Subprocess } from "bun";
+import { FLOOD_HEADER_BYTES } from "../src/protocol/flood.ts";
 import { compile } from "./build.ts";
 
 const root = join(import.meta.dir, "..");
@@ -30,8 +31,8 @@ const only = flags.only?.split(",");
 
 /** Chat text of about 100 bytes, as the issue asks. */
 const TEXT_BYTES = 100;
-/** What one such message costs on the wire: FLOOD frame with nick "bench" (5 bytes). */
-const FRAME_BYTES = 5 + 62 + 2 + 5 + 2 + TEXT_BYTES;
+/** What one such message costs as a frame: FLOOD with nick "bench" (5 bytes). */
+const FRAME_BYTES = 5 + FLOOD_HEADER_BYTES + 2 + 5 + 2 + TEXT_BYTES;
 
 type Kind = "peerchat" | "baseline";
 

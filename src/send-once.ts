@@ -47,7 +47,7 @@ export async function sendOnce(config: SendOnceConfig): Promise<SendOnceResult> 
     nick: config.nick,
     listenPort: 0,
     logger: config.logger,
-    nodeId: identity.publicKey,
+    identity,
     dial: secureDialer(dialTcp, channelOptions(identity, config.room ?? DEFAULT_ROOM)),
   });
   const outcome = await node.connect(config.peer);

@@ -85,7 +85,7 @@ export function startPeer(config: PeerConfig): RunningPeer {
       dial: secureDialer(config.dial ?? dialTcp, channel),
       maxPeers: config.maxPeers ?? DEFAULT_MAX_PEERS,
       ...(config.clock ? { clock: config.clock } : {}),
-      nodeId: identity.publicKey,
+      identity,
       ...(config.tap ? { tap: config.tap } : {}),
       ...(config.handshakeTimeoutMs ? { handshakeTimeoutMs: config.handshakeTimeoutMs } : {}),
     });

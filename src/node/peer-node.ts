@@ -26,17 +26,21 @@ import { decodeHello, encodeHello, type Hello } from "../protocol/hello.ts";
 import { compareBytes, hex } from "../protocol/hex.ts";
 import { decodePeers, type PeerAddress } from "../protocol/peers.ts";
 import { nickProblem, textProblem } from "../protocol/text.ts";
+import { generateIdentity } from "../secure/identity.ts";
 import type { ByteStream, Direction, Endpoint } from "../transport/byte-stream.ts";
 import { formatEndpoint } from "../transport/byte-stream.ts";
 import { CLOSE_FLUSH_TIMEOUT_MS, CONGESTED_ABOVE_BYTES } from "../transport/limits.ts";
 import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
 import { type ChatMessage, Delivery, type FloodDelivery } from "./delivery.ts";
 import { Emitter } from "./emitter.ts";
-import { Relay, type RelayStats } from "./relay.ts";
+import { type FloodSigner, Relay, type RelayStats } from "./relay.ts";
 import { SEEN_MAX_ENTRIES, SEEN_TTL_MS, SeenCache } from "./seen-cache.ts";
 
 /** A peer must send its HELLO within this long of the connection opening. */
 export const HANDSHAKE_TIMEOUT_MS = 5000;
+
+/** Bad signatures a neighbour may relay before it is disconnected. */
+export const MAX_FORGED_PER_LINK = 3;
 
 /** Default cap on connections (inbound and outbound, handshaking included). */
 export const DEFAULT_MAX_PEERS = 64;
@@ -153,8 +157,11 @@ export interface PeerNodeOptions {
   readonly listenPort: number;
   readonly logger: ConsolaInstance;
   readonly dial?: Dial;
-  /** 32 bytes; random by default. */
-  readonly nodeId?: Uint8Array;
+  /**
+   * Who this node is: its public key is the node id, and it signs every message the node
+   * originates. A fresh random identity by default.
+   */
+  readonly identity?: FloodSigner;
   readonly maxPeers?: number;
   readonly clock?: Clock;
   readonly handshakeTimeoutMs?: number;
@@ -188,6 +195,8 @@ interface Link {
   readonly closeWaiters: Array<() => void>;
   /** Liveness: frames seen at the last heartbeat, and when that count last moved. */
   framesSeen: number;
+  /** FLOODs from this neighbour whose signatures did not verify. */
+  forged: number;
   lastFrameAt: number;
   /** The PING awaiting its PONG, if any. */
   ping: { readonly nonce: bigint; readonly sentAt: number } | undefined;
@@ -236,7 +245,8 @@ export class PeerNode {
   constructor(options: PeerNodeOptions) {
     const problem = nickProblem(options.nick);
     if (problem) throw new ConfigError("BAD_NICK", problem);
-    this.nodeId = options.nodeId ?? crypto.getRandomValues(new Uint8Array(NODE_ID_BYTES));
+    const identity = options.identity ?? generateIdentity();
+    this.nodeId = identity.publicKey;
     if (this.nodeId.length !== NODE_ID_BYTES) throw new Error("nodeId must be 32 bytes");
     this.nodeIdHex = hex(this.nodeId);
     this.currentNick = options.nick;
@@ -253,7 +263,7 @@ export class PeerNode {
       options.seenTtlMs ?? SEEN_TTL_MS,
       options.seenMaxEntries ?? SEEN_MAX_ENTRIES,
     );
-    this.relay = new Relay(this.nodeId, seen);
+    this.relay = new Relay(identity, seen);
     this.nickBytes = encodeUtf8(options.nick);
     this.scheduleHeartbeat();
   }
@@ -375,6 +385,7 @@ export class PeerNode {
       graceful: false,
       closeWaiters: [],
       framesSeen: 0,
+      forged: 0,
       lastFrameAt: now,
       ping: undefined,
       lastRttAt: now,
@@ -629,6 +640,17 @@ export class PeerNode {
     }
     // Closes this link only (see FrameConnection); the message is not relayed.
     if (outcome.status === "invalid") throw outcome.error;
+    if (outcome.status === "stale") {
+      if (this.tracing)
+        this.log.trace(
+          `relay ${hex(bytes.subarray(start, start + 4))} from ${this.label(link)}: outside the time window, dropped`,
+        );
+      return;
+    }
+    if (outcome.status === "forged") {
+      this.onForged(link);
+      return;
+    }
     const hops = bytes[start + FLOOD_HOPS_OFFSET] as number;
     let sentTo: Link[] | undefined;
     // Forward only if somebody other than the sender will get it. The frame goes on as
@@ -666,6 +688,23 @@ export class PeerNode {
     this.events.emit("flood", delivery);
     if (bytes[start + FLOOD_HOPS_OFFSET + 1] === FloodKind.Chat)
       this.events.emit("message", delivery);
+  }
+
+  /**
+   * An honest neighbour relays only what it has verified, so a bad signature is its
+   * doing (or its bug). Dropped each time; a few, and the neighbour is gone.
+   */
+  private onForged(link: Link): void {
+    link.forged++;
+    const who = this.label(link);
+    if (link.forged === 1) this.log.warn(`dropped a FLOOD from ${who} with a bad signature`);
+    if (link.forged >= MAX_FORGED_PER_LINK) {
+      link.conn.close({
+        kind: "error",
+        code: WireErrorCode.BadSignature,
+        message: `${link.forged} FLOODs with bad signatures`,
+      });
+    }
   }
 
   private onClose(link: Link, info: ConnectionClosed): void {

@@ -18,6 +18,9 @@ export const MAX_FRAME_BYTES = 65_536;
 /** Size of a node identifier (will become an Ed25519 public key). */
 export const NODE_ID_BYTES = 32;
 
+/** Size of an Ed25519 signature (FLOOD, handshake). */
+export const SIGNATURE_BYTES = 64;
+
 /** Size of a FLOOD message identifier. */
 export const MESSAGE_ID_BYTES = 16;
 
@@ -99,6 +102,10 @@ export const WireErrorCode = {
   SlowConsumer: 7,
   /** A bug on the sending side; the link is closed as a precaution. */
   Internal: 8,
+  /** The neighbour kept relaying FLOODs whose signatures do not verify. */
+  BadSignature: 9,
+  /** The neighbour kept sending FLOODs faster than the documented rate limits. */
+  RateLimited: 10,
 } as const;
 export type WireErrorCode = (typeof WireErrorCode)[keyof typeof WireErrorCode];
 
@@ -112,4 +119,6 @@ export const WIRE_ERROR_NAMES: Readonly<Record<number, string>> = {
   [WireErrorCode.TooManyPeers]: "TOO_MANY_PEERS",
   [WireErrorCode.SlowConsumer]: "SLOW_CONSUMER",
   [WireErrorCode.Internal]: "INTERNAL",
+  [WireErrorCode.BadSignature]: "BAD_SIGNATURE",
+  [WireErrorCode.RateLimited]: "RATE_LIMITED",
 };

@@ -41,6 +41,35 @@ const SPKI_ED25519_PREFIX = Uint8Array.of(
   0x00,
 );
 
+// DER header of a PKCS#8 PrivateKeyInfo for Ed25519; the 32-byte seed follows.
+const PKCS8_ED25519_PREFIX = Uint8Array.of(
+  0x30,
+  0x2e,
+  0x02,
+  0x01,
+  0x00,
+  0x30,
+  0x05,
+  0x06,
+  0x03,
+  0x2b,
+  0x65,
+  0x70,
+  0x04,
+  0x22,
+  0x04,
+  0x20,
+);
+
+/** The identity whose private key is the 32-byte Ed25519 seed `seed` (test vectors). */
+export function identityFromSeed(seed: Uint8Array): Identity {
+  if (seed.length !== 32) throw new Error("an Ed25519 seed is 32 bytes");
+  const der = new Uint8Array(PKCS8_ED25519_PREFIX.length + 32);
+  der.set(PKCS8_ED25519_PREFIX);
+  der.set(seed, PKCS8_ED25519_PREFIX.length);
+  return fromPrivateKey(createPrivateKey({ key: Buffer.from(der), format: "der", type: "pkcs8" }));
+}
+
 /** A fresh random identity (tests, and a second peer run while the user's own is in use). */
 export function generateIdentity(): Identity {
   return fromPrivateKey(generateKeyPairSync("ed25519").privateKey);

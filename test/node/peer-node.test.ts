@@ -23,6 +23,8 @@ import {
 import { encodeFlood } from "../../src/protocol/flood.ts";
 import { type Frame, FrameDecoder } from "../../src/protocol/frame-decoder.ts";
 import { decodeHello, encodeHello } from "../../src/protocol/hello.ts";
+import { compareBytes } from "../../src/protocol/hex.ts";
+import { identityFromSeed } from "../../src/secure/identity.ts";
 import type { ByteStream } from "../../src/transport/byte-stream.ts";
 import { createMemoryPair } from "../../src/transport/memory-stream.ts";
 import { FakeClock } from "../helpers/fake-clock.ts";
@@ -34,16 +36,21 @@ afterEach(async () => {
   await Promise.all(nodes.splice(0).map((n) => n.close("test over")));
 });
 
+/** Identities in ascending node-id order: the tie-break of duplicate links depends on it. */
+const RANKED_KEYS = Array.from({ length: 8 }, (_, i) =>
+  identityFromSeed(new Uint8Array(32).fill(i + 1)),
+).sort((x, y) => compareBytes(x.publicKey, y.publicKey));
+
 function makeNode(
   nick: string,
-  options: { idByte?: number; clock?: FakeClock; maxPeers?: number; tap?: WireTap } = {},
+  options: { rank?: number; clock?: FakeClock; maxPeers?: number; tap?: WireTap } = {},
 ) {
   const log = testLogger(5);
   const node = new PeerNode({
     nick,
     listenPort: 9000,
     logger: log.logger,
-    ...(options.idByte !== undefined ? { nodeId: new Uint8Array(32).fill(options.idByte) } : {}),
+    ...(options.rank !== undefined ? { identity: RANKED_KEYS[options.rank] } : {}),
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.maxPeers ? { maxPeers: options.maxPeers } : {}),
     ...(options.tap ? { tap: options.tap } : {}),
@@ -104,13 +111,13 @@ describe("PeerNode handshake", () => {
   });
 
   test("HELLO is the first frame sent, with our id, listen port and nick", async () => {
-    const a = makeNode("alice", { idByte: 0x11 });
+    const a = makeNode("alice", { rank: 1 });
     const raw = rawPeer(a.node);
     await waitFor(() => raw.frames.length > 0);
     expect(raw.frames[0]?.type).toBe(FrameType.Hello);
     const h = decodeHello(raw.frames[0]?.payload as Uint8Array);
     expect(h).toMatchObject({ version: PROTOCOL_VERSION, listenPort: 9000, nick: "alice" });
-    expect(h.nodeId).toEqual(new Uint8Array(32).fill(0x11));
+    expect(h.nodeId).toEqual(a.node.nodeId);
   });
 
   test("a HELLO that never comes: ERROR and close after 5 s", async () => {
@@ -138,6 +145,7 @@ describe("PeerNode handshake", () => {
         sentAt: 0,
         hops: 0,
         kind: 1,
+        signature: new Uint8Array(64),
         body: encodeChatBody({ nick: "x", text: "y" }),
       }),
     );
@@ -181,8 +189,8 @@ describe("PeerNode handshake", () => {
       [true, "lower dials first"],
       [false, "higher dials first"],
     ] as const) {
-      const low = makeNode("low", { idByte: 0x01 });
-      const high = makeNode("high", { idByte: 0xf0 });
+      const low = makeNode("low", { rank: 0 });
+      const high = makeNode("high", { rank: 7 });
       if (lowFirst) {
         link(low.node, high.node);
         await waitFor(() => low.node.neighbours().length === 1);
@@ -209,8 +217,8 @@ describe("PeerNode handshake", () => {
 
   test("messages sent on a duplicate link while it is being dropped are not lost", async () => {
     for (let round = 0; round < 20; round++) {
-      const low = makeNode("low", { idByte: 0x01 });
-      const high = makeNode("high", { idByte: 0xf0 });
+      const low = makeNode("low", { rank: 0 });
+      const high = makeNode("high", { rank: 7 });
       link(high.node, low.node); // the link that will lose: dialled by the higher id
       await waitFor(
         () => low.node.neighbours().length === 1 && high.node.neighbours().length === 1,
@@ -239,8 +247,8 @@ describe("PeerNode handshake", () => {
   });
 
   test("a simultaneous dial leaves exactly one link", async () => {
-    const a = makeNode("a", { idByte: 0x33 });
-    const b = makeNode("b", { idByte: 0x22 });
+    const a = makeNode("a", { rank: 5 });
+    const b = makeNode("b", { rank: 2 });
     link(a.node, b.node);
     link(b.node, a.node);
     await waitFor(() => a.node.connectionCount === 1 && b.node.connectionCount === 1);
@@ -388,6 +396,7 @@ describe("PeerNode links", () => {
         sentAt: 0,
         hops: 0,
         kind: FloodKind.Chat,
+        signature: new Uint8Array(64),
         body,
       }),
     );

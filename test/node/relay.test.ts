@@ -3,9 +3,18 @@ import { Relay, type RelayOutcome } from "../../src/node/relay.ts";
 import { SeenCache } from "../../src/node/seen-cache.ts";
 import { encodeChatBody } from "../../src/protocol/chat.ts";
 import { FloodKind, MAX_HOPS } from "../../src/protocol/constants.ts";
-import { decodeFlood, encodeFlood, type Flood } from "../../src/protocol/flood.ts";
+import {
+  decodeFlood,
+  encodeFlood,
+  FLOOD_SIGNATURE_OFFSET,
+  type Flood,
+  signFloodFrame,
+} from "../../src/protocol/flood.ts";
+import { type Identity, identityFromSeed } from "../../src/secure/identity.ts";
 
-const ORIGIN = new Uint8Array(32).fill(7);
+const keyOf = (byte: number) => identityFromSeed(new Uint8Array(32).fill(byte));
+const AUTHOR = keyOf(7);
+const ORIGIN = AUTHOR.publicKey;
 let nextId = 1;
 const freshId = () => {
   const b = new Uint8Array(16);
@@ -13,7 +22,7 @@ const freshId = () => {
   return b;
 };
 
-const relay = (nodeIdByte = 1) => new Relay(new Uint8Array(32).fill(nodeIdByte), new SeenCache());
+const relay = (keyByte = 1) => new Relay(keyOf(keyByte), new SeenCache());
 
 /** Receives a payload held at an offset inside a larger buffer, as a chunk holds frames. */
 function rx(r: Relay, p: Uint8Array, now: number): RelayOutcome {
@@ -22,8 +31,11 @@ function rx(r: Relay, p: Uint8Array, now: number): RelayOutcome {
   return r.receive(bytes, 7, 7 + p.length, now);
 }
 
-/** A FLOOD payload (no frame header) as a neighbour would send it. */
-function payload(overrides: Partial<Flood> = {}): Uint8Array {
+/**
+ * A FLOOD payload (no frame header) as a neighbour would send it, signed by `signer`
+ * (the author by default) unless a signature is given.
+ */
+function payload(overrides: Partial<Flood> = {}, signer: Identity = AUTHOR): Uint8Array {
   const flood: Flood = {
     id: freshId(),
     origin: ORIGIN,
@@ -31,10 +43,13 @@ function payload(overrides: Partial<Flood> = {}): Uint8Array {
     sentAt: 1_000,
     hops: 0,
     kind: FloodKind.Chat,
+    signature: new Uint8Array(64),
     body: encodeChatBody({ nick: "alice", text: "hello" }),
     ...overrides,
   };
-  return encodeFlood(flood).subarray(5);
+  const frame = encodeFlood(flood);
+  if (!overrides.signature) signFloodFrame(frame, (m) => signer.sign(m));
+  return frame.subarray(5);
 }
 
 const chatFrame = (r: Relay, text: string) => {
@@ -70,7 +85,7 @@ describe("Relay", () => {
     const a = decodeFlood(chatFrame(r, "one").subarray(5));
     const b = decodeFlood(chatFrame(r, "two").subarray(5));
     expect([a.seq, b.seq]).toEqual([1, 2]);
-    expect(a.origin).toEqual(new Uint8Array(32).fill(9));
+    expect(a.origin).toEqual(keyOf(9).publicKey);
     expect(a).toMatchObject({ hops: 0, sentAt: 5, kind: FloodKind.Chat });
     expect(a.id).not.toEqual(b.id);
   });
@@ -81,6 +96,85 @@ describe("Relay", () => {
     for (let i = 0; i < 5000; i++)
       ids.add(Buffer.from(decodeFlood(chatFrame(r, "x").subarray(5)).id).toString("hex"));
     expect(ids.size).toBe(5000);
+  });
+
+  describe("signatures", () => {
+    const honest = () => payload({ id: freshId(), sentAt: 10_000 });
+    const tamper = (p: Uint8Array, at: number) => {
+      const copy = p.slice();
+      copy[at] = (copy[at] as number) ^ 0x01;
+      return copy;
+    };
+    test.each([
+      ["altered text", (p: Uint8Array) => tamper(p, p.length - 1)],
+      ["altered seq", (p: Uint8Array) => tamper(p, 16 + 32 + 3)],
+      ["altered sentAt", (p: Uint8Array) => tamper(p, 16 + 32 + 4 + 7)],
+      ["altered kind", (p: Uint8Array) => tamper(p, FLOOD_SIGNATURE_OFFSET - 1)],
+      ["a flipped signature bit", (p: Uint8Array) => tamper(p, FLOOD_SIGNATURE_OFFSET + 10)],
+      [
+        "a swapped origin",
+        (p: Uint8Array) => {
+          const copy = p.slice();
+          copy.set(keyOf(8).publicKey, 16);
+          return copy;
+        },
+      ],
+      [
+        "no signature (zeros)",
+        (p: Uint8Array) => {
+          const copy = p.slice();
+          copy.fill(0, FLOOD_SIGNATURE_OFFSET, FLOOD_SIGNATURE_OFFSET + 64);
+          return copy;
+        },
+      ],
+      [
+        "another message's signature",
+        (p: Uint8Array) => {
+          const other = payload({
+            id: p.slice(0, 16),
+            sentAt: 10_000,
+            body: encodeChatBody({ nick: "alice", text: "other" }),
+          });
+          const copy = p.slice();
+          copy.set(
+            other.subarray(FLOOD_SIGNATURE_OFFSET, FLOOD_SIGNATURE_OFFSET + 64),
+            FLOOD_SIGNATURE_OFFSET,
+          );
+          return copy;
+        },
+      ],
+      [
+        "signed by someone else in the author's name",
+        (p: Uint8Array) => payload({ id: p.slice(0, 16), sentAt: 10_000 }, keyOf(8)),
+      ],
+    ])(
+      "%s: refused as forged and not remembered; the genuine message still passes",
+      (_name, forge) => {
+        const r = relay();
+        const genuine = honest();
+        expect(rx(r, forge(genuine), 10_000).status).toBe("forged");
+        expect(rx(r, genuine, 10_001).status).toBe("accepted");
+        expect(rx(r, genuine, 10_002).status).toBe("duplicate");
+        expect(r.stats).toMatchObject({ forged: 1, accepted: 1, duplicates: 1, verified: 2 });
+      },
+    );
+
+    test("each new id is verified once; duplicates cost no verification", () => {
+      const r = relay();
+      const p = honest();
+      for (let i = 0; i < 10; i++) rx(r, p, 10_000 + i);
+      expect(r.stats).toMatchObject({ verified: 1, accepted: 1, duplicates: 9 });
+    });
+
+    test("outside the seen-cache's window (either way) a message is stale: a replay", () => {
+      const ttl = new SeenCache().ttlMs;
+      const r = relay();
+      const p = honest();
+      expect(rx(r, p, 10_000 + ttl + 1).status).toBe("stale");
+      expect(rx(r, p, 10_000 - ttl - 1).status).toBe("stale");
+      expect(rx(r, p, 10_000 + ttl).status).toBe("accepted");
+      expect(r.stats.stale).toBe(2);
+    });
   });
 
   test("an invalid message is refused and not remembered, so an honest copy still passes", () => {

@@ -21,15 +21,21 @@ import {
   decodeFlood,
   encodeFlood,
   encodeFloodForward,
-  FLOOD_HEADER_BYTES,
+  FLOOD_HOPS_OFFSET,
+  FLOOD_SIGNATURE_OFFSET,
+  floodSigningBytes,
+  signFloodFrame,
 } from "../../src/protocol/flood.ts";
 import { type Frame, FrameDecoder } from "../../src/protocol/frame-decoder.ts";
 import { decodeHello, encodeHello } from "../../src/protocol/hello.ts";
 import { hex } from "../../src/protocol/hex.ts";
 import { encodePeers } from "../../src/protocol/peers.ts";
+import { identityFromSeed, verifySignature } from "../../src/secure/identity.ts";
 
 const NODE_ID = Uint8Array.from({ length: 32 }, (_, i) => i + 1);
 const MESSAGE_ID = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
+/** The Ed25519 public key of the seed `01 02 … 20` (docs/PROTOCOL.md §9). */
+const BOB_PUBLIC_KEY = "79b5562e8fe654f94078b112e8a98ba7901f853ae695bed7e0e3910bad049664";
 
 /** The one frame in `bytes`, through the real decoder. */
 function only(bytes: Uint8Array): Frame {
@@ -63,30 +69,54 @@ describe("golden bytes (the examples in docs/PROTOCOL.md)", () => {
     );
   });
 
-  test("FLOOD carrying CHAT", () => {
-    const frame = encodeFlood({
-      id: MESSAGE_ID,
-      origin: NODE_ID,
-      seq: 1,
-      sentAt: 1_700_000_000_000,
-      hops: 0,
-      kind: FloodKind.Chat,
-      body: encodeChatBody({ nick: "bob", text: "hi" }),
-    });
+  test("FLOOD carrying CHAT, signed by the key whose seed is 01 02 … 20", () => {
+    // Ed25519 is deterministic: the same key and message give this very signature.
+    const bob = identityFromSeed(NODE_ID);
+    expect(hex(bob.publicKey)).toBe(BOB_PUBLIC_KEY);
+    const frame = signFloodFrame(
+      encodeFlood({
+        id: MESSAGE_ID,
+        origin: bob.publicKey,
+        seq: 1,
+        sentAt: 1_700_000_000_000,
+        hops: 0,
+        kind: FloodKind.Chat,
+        signature: new Uint8Array(64),
+        body: encodeChatBody({ nick: "bob", text: "hi" }),
+      }),
+      (m) => bob.sign(m),
+    );
+    const signature =
+      "d715c5ddea006a29d2cdc7f0cb7f813d7182cfafdecda13541861a61e062e466" +
+      "b965b5b47b8389cc9c77ac4869ffcb63505d79c948acdb9674b67d53fa0e320a";
     expect(hex(frame)).toBe(
-      // length, type, id, origin, seq 1, sentAt, hops 0, kind CHAT, nick "bob", text "hi"
+      // length, type, id, origin, seq 1, sentAt, hops 0, kind CHAT, signature, nick, text
       [
-        "00000048",
+        "00000088",
         "02",
         hex(MESSAGE_ID),
-        hex(NODE_ID),
+        BOB_PUBLIC_KEY,
         "00000001",
         "0000018bcfe56800",
         "00",
         "01",
+        signature,
         "0003626f62",
         "00026869",
       ].join(""),
+    );
+    // What was signed: the prefix, then everything but hops and the signature.
+    expect(
+      new TextDecoder().decode(floodSigningBytes(frame, 5, frame.length).subarray(0, 18)),
+    ).toBe("peerchat-flood-v2:");
+    const sig = frame.subarray(5 + FLOOD_SIGNATURE_OFFSET, 5 + FLOOD_SIGNATURE_OFFSET + 64);
+    expect(verifySignature(bob.publicKey, floodSigningBytes(frame, 5, frame.length), sig)).toBe(
+      true,
+    );
+    // Relays change hops; the signature still holds.
+    frame[5 + FLOOD_HOPS_OFFSET] = 7;
+    expect(verifySignature(bob.publicKey, floodSigningBytes(frame, 5, frame.length), sig)).toBe(
+      true,
     );
   });
 
@@ -118,6 +148,7 @@ describe("round trips", () => {
       sentAt: 2 ** 53 - 1,
       hops: 3,
       kind: 0x7f,
+      signature: new Uint8Array(64).fill(0x5a),
       body: Uint8Array.of(1, 2, 3),
     };
     const f = only(encodeFlood(flood));
@@ -127,7 +158,7 @@ describe("round trips", () => {
     const g = only(forwarded);
     expect(decodeFlood(g.payload)).toEqual({ ...flood, hops: 4 });
     const differing = [...forwarded].flatMap((b, i) => (b === encodeFlood(flood)[i] ? [] : [i]));
-    expect(differing).toEqual([5 + FLOOD_HEADER_BYTES - 2]);
+    expect(differing).toEqual([5 + FLOOD_HOPS_OFFSET]);
   });
 
   test("CHAT body at its limits", () => {

@@ -113,6 +113,7 @@ describe("every frame type round-trips (seeded, 500 random instances each)", () 
         sentAt: randomInt(random, 2 ** 53),
         hops: randomInt(random, 256),
         kind,
+        signature: randomBytes(random, 64),
         body,
       };
       const decoded = decodeFlood(only(encodeFlood(flood), FrameType.Flood));
