@@ -1,5 +1,6 @@
 import type { ConsolaInstance } from "consola";
 import { type Clock, systemClock } from "./node/clock.ts";
+import type { FloodLimits } from "./node/flood-limits.ts";
 import { DEFAULT_DEGREE, Mesh } from "./node/mesh.ts";
 import {
   type ConnectOutcome,
@@ -43,6 +44,8 @@ export interface PeerConfig {
   readonly dial?: Dial;
   readonly tap?: WireTap;
   readonly handshakeTimeoutMs?: number;
+  /** FLOOD rate limits (benchmarks turn them off); the defaults otherwise. */
+  readonly floodLimits?: FloodLimits;
 }
 
 /** A running peer: its node, its listener, its mesh and its view of who is here. */
@@ -88,6 +91,7 @@ export function startPeer(config: PeerConfig): RunningPeer {
       identity,
       ...(config.tap ? { tap: config.tap } : {}),
       ...(config.handshakeTimeoutMs ? { handshakeTimeoutMs: config.handshakeTimeoutMs } : {}),
+      ...(config.floodLimits ? { floodLimits: config.floodLimits } : {}),
     });
   } catch (error) {
     listener.close();

@@ -4,6 +4,7 @@
  * it: the benchmark measures the relay, not the printing of messages.
  */
 import { createConsola } from "consola/core";
+import { NO_FLOOD_LIMITS } from "../../src/node/flood-limits.ts";
 import type { ChatMessage } from "../../src/node/peer-node.ts";
 import { FrameType, MESSAGE_ID_BYTES } from "../../src/protocol/constants.ts";
 import { startPeer } from "../../src/start-peer.ts";
@@ -41,6 +42,9 @@ const peer = startPeer({
   degree: 0,
   maxPeers: 128,
   logger: quiet,
+  // The benchmark floods on purpose to measure capacity: exactly what the FLOOD rate
+  // limits exist to stop. Encryption and signatures stay on.
+  floodLimits: NO_FLOOD_LIMITS,
   tap: tap
     ? {
         frameIn(neighbour, _conn, frame) {

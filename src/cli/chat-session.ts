@@ -31,6 +31,12 @@ export class ChatSession {
           const outcome = node.sendChat(text);
           if (outcome.status === "invalid") {
             this.output.error("bad-input", `not sent: ${outcome.reason}`, { show: true });
+          } else if (outcome.status === "throttled") {
+            this.output.error(
+              "throttled",
+              `not sent: faster than the network accepts from one author; try again in ${Math.ceil(outcome.retryInMs / 100) / 10} s`,
+              { show: true },
+            );
           } else if (outcome.neighbours === 0) {
             this.output.error("no-neighbours", "nobody is connected: that message reached no one", {
               show: true,

@@ -18,7 +18,8 @@ export type OutputErrorCode =
   | "protocol"
   | "bad-input"
   | "unknown-command"
-  | "no-neighbours";
+  | "no-neighbours"
+  | "throttled";
 
 /** What the chat shows, in human or JSON form. */
 export interface Output {

@@ -141,7 +141,18 @@ function reportIdentity(opened: OpenedIdentity, logger: ConsolaInstance): void {
   }
 }
 
-/** Resolves once the bytes queued towards neighbours are back under the high-water mark. */
+/**
+ * Resolves once the bytes queued towards neighbours are back under the high-water mark
+ * and the next message would be within the per-author rate every peer enforces: a file
+ * piped in goes out as fast as the network takes it, and no faster.
+ */
 async function drained(peer: RunningPeer): Promise<void> {
-  while (peer.node.pendingBytes > INPUT_HIGH_WATER_BYTES) await Bun.sleep(5);
+  for (;;) {
+    if (peer.node.pendingBytes > INPUT_HIGH_WATER_BYTES) await Bun.sleep(5);
+    else {
+      const waitMs = peer.node.sendWaitMs();
+      if (waitMs === 0) return;
+      await Bun.sleep(waitMs);
+    }
+  }
 }

@@ -23,7 +23,7 @@ import { describeFrame } from "../protocol/describe.ts";
 import { encodeFloodForward, FLOOD_HOPS_OFFSET } from "../protocol/flood.ts";
 import type { Frame } from "../protocol/frame-decoder.ts";
 import { decodeHello, encodeHello, type Hello } from "../protocol/hello.ts";
-import { compareBytes, hex } from "../protocol/hex.ts";
+import { compareBytes, hex, latin1 } from "../protocol/hex.ts";
 import { decodePeers, type PeerAddress } from "../protocol/peers.ts";
 import { nickProblem, textProblem } from "../protocol/text.ts";
 import { generateIdentity } from "../secure/identity.ts";
@@ -33,6 +33,14 @@ import { CLOSE_FLUSH_TIMEOUT_MS, CONGESTED_ABOVE_BYTES } from "../transport/limi
 import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
 import { type ChatMessage, Delivery, type FloodDelivery } from "./delivery.ts";
 import { Emitter } from "./emitter.ts";
+import {
+  ABUSE_BAR_MS,
+  DEFAULT_FLOOD_LIMITS,
+  type FloodLimits,
+  OriginLimiter,
+  THROTTLE_WINDOW_MS,
+  TokenBucket,
+} from "./flood-limits.ts";
 import { type FloodSigner, Relay, type RelayStats } from "./relay.ts";
 import { SEEN_MAX_ENTRIES, SEEN_TTL_MS, SeenCache } from "./seen-cache.ts";
 
@@ -41,6 +49,9 @@ export const HANDSHAKE_TIMEOUT_MS = 5000;
 
 /** Bad signatures a neighbour may relay before it is disconnected. */
 export const MAX_FORGED_PER_LINK = 3;
+
+/** Inbound connections that may be mid-handshake at once; more are refused at once. */
+export const DEFAULT_MAX_PENDING_HANDSHAKES = 32;
 
 /** Default cap on connections (inbound and outbound, handshaking included). */
 export const DEFAULT_MAX_PEERS = 64;
@@ -137,7 +148,12 @@ export type ConnectOutcome =
 /** Outcome of {@link PeerNode.sendChat}. */
 export type SendOutcome =
   | { readonly status: "sent"; readonly message: ChatMessage; readonly neighbours: number }
-  | { readonly status: "invalid"; readonly reason: string };
+  | { readonly status: "invalid"; readonly reason: string }
+  /**
+   * Faster than the per-origin limit every peer applies: sent now, it would be dropped
+   * by the neighbours. Try again in `retryInMs`.
+   */
+  | { readonly status: "throttled"; readonly retryInMs: number };
 
 /** Dials an endpoint; provided by the transport (TCP) or by tests. Never rejects. */
 export type Dial = (
@@ -168,6 +184,10 @@ export interface PeerNodeOptions {
   readonly seenTtlMs?: number;
   readonly seenMaxEntries?: number;
   readonly tap?: WireTap;
+  /** FLOOD rate limits; {@link DEFAULT_FLOOD_LIMITS} by default. */
+  readonly floodLimits?: FloodLimits;
+  /** Inbound connections allowed to be mid-handshake at once; default 32. */
+  readonly maxPendingHandshakes?: number;
 }
 
 interface PendingDial {
@@ -209,6 +229,11 @@ interface Link {
   progressAt: number;
   /** We stopped reading from it because another link is congested. */
   paused: boolean;
+  /** FLOOD frames this neighbour may still send (abuse limit). */
+  floodBucket: TokenBucket;
+  /** FLOODs dropped for rate in the current window, and when the window began. */
+  throttled: number;
+  throttledSince: number;
 }
 
 /**
@@ -233,6 +258,13 @@ export class PeerNode {
   private readonly dialer: Dial | undefined;
   private readonly tap: WireTap | undefined;
   private readonly tracing: boolean;
+  private readonly floodLimits: FloodLimits;
+  private readonly origins: OriginLimiter;
+  /** Our own messages, held to the limit every neighbour holds us to. */
+  private readonly ownBucket: TokenBucket;
+  private readonly maxPendingHandshakes: number;
+  /** Node ids disconnected for abuse (hex) → when they may link again. */
+  private readonly barred = new Map<string, number>();
   /** Every open connection, handshaking or established. */
   private readonly links = new Set<Link>();
   /** Established links by neighbour node id (hex): at most one per neighbour. */
@@ -258,6 +290,14 @@ export class PeerNode {
     this.dialer = options.dial;
     this.tap = options.tap;
     this.tracing = this.log.level >= 5;
+    this.floodLimits = options.floodLimits ?? DEFAULT_FLOOD_LIMITS;
+    this.origins = new OriginLimiter(this.floodLimits);
+    this.ownBucket = new TokenBucket(
+      this.floodLimits.perOriginPerSecond,
+      this.floodLimits.perOriginBurst,
+      this.clock.now(),
+    );
+    this.maxPendingHandshakes = options.maxPendingHandshakes ?? DEFAULT_MAX_PENDING_HANDSHAKES;
     this.events = new Emitter((error) => this.log.error("event listener failed:", error));
     const seen = new SeenCache(
       options.seenTtlMs ?? SEEN_TTL_MS,
@@ -351,6 +391,20 @@ export class PeerNode {
       onFinalFrame: (frame) => this.observeOut(link, conn, frame),
       onHandlerError: (error) => this.log.error("closing a connection failed:", error),
     });
+    if (
+      stream.direction === "inbound" &&
+      !this.closing &&
+      this.pendingInbound() >= this.maxPendingHandshakes
+    ) {
+      // A connection storm: refuse at once, before any cryptography or buffering, so
+      // the neighbours we have keep being served. Real peers retry with back-off.
+      conn.start({ frame() {}, close() {} });
+      conn.close({ kind: "quiet", reason: "too many pending handshakes" });
+      this.log.debug(
+        `refusing ${formatEndpoint(stream.remote)}: ${this.maxPendingHandshakes} handshakes pending`,
+      );
+      return;
+    }
     const full = this.links.size >= this.maxPeers;
     if (this.closing || full) {
       const reason = this.closing
@@ -393,6 +447,13 @@ export class PeerNode {
       congested: false,
       progressBytes: 0,
       progressAt: now,
+      floodBucket: new TokenBucket(
+        this.floodLimits.perNeighbourPerSecond,
+        this.floodLimits.perNeighbourBurst,
+        now,
+      ),
+      throttled: 0,
+      throttledSince: now,
       paused: false,
     };
     const self = link;
@@ -417,6 +478,14 @@ export class PeerNode {
       clear: () => this.clearCongestion(self),
     });
     if (this.holding.size > 0) this.updateReading();
+  }
+
+  /** Inbound connections still in their handshake. */
+  private pendingInbound(): number {
+    let n = 0;
+    for (const link of this.links)
+      if (link.state === "handshaking" && link.conn.direction === "inbound") n++;
+    return n;
   }
 
   /**
@@ -459,11 +528,18 @@ export class PeerNode {
     const problem = textProblem(text, textBytes);
     if (problem) return { status: "invalid", reason: problem };
     const now = this.clock.now();
+    if (!this.ownBucket.take(now))
+      return { status: "throttled", retryInMs: this.ownBucket.waitMs(now) };
     const frame = this.relay.originateChat(this.nickBytes, textScratch, textBytes, now);
     const neighbours = this.flood(frame);
     const message = new Delivery(frame, 5, frame.length, now, 0);
     this.events.emit("message", message);
     return { status: "sent", message, neighbours };
+  }
+
+  /** Milliseconds until {@link sendChat} may send again (0 = now): for paced input. */
+  sendWaitMs(): number {
+    return this.ownBucket.waitMs(this.clock.now());
   }
 
   /**
@@ -578,6 +654,14 @@ export class PeerNode {
       link.dial = undefined;
       return;
     }
+    const barredUntil = this.barred.get(key);
+    if (barredUntil !== undefined) {
+      if (barredUntil > this.clock.now()) {
+        link.conn.close({ kind: "quiet", reason: "disconnected for abuse a moment ago" });
+        return;
+      }
+      this.barred.delete(key);
+    }
     const existing = this.neighbourLinks.get(key);
     if (existing) {
       this.resolveDuplicate(existing, link, hello);
@@ -630,6 +714,11 @@ export class PeerNode {
   private onFlood(link: Link, frame: Frame): void {
     const { bytes, start, end } = frame;
     const now = this.clock.now();
+    // Before anything costs us: a neighbour past its rate is dropped unread.
+    if (!link.floodBucket.take(now)) {
+      this.onThrottled(link, now);
+      return;
+    }
     const outcome = this.relay.receive(bytes, start, end, now);
     if (outcome.status === "duplicate") {
       if (this.tracing)
@@ -649,6 +738,19 @@ export class PeerNode {
     }
     if (outcome.status === "forged") {
       this.onForged(link);
+      return;
+    }
+    // Per author, once the signature proves who the author is (else a forger could spend
+    // an honest author's budget). Over it: remembered as seen, but not shown or relayed.
+    if (
+      this.floodLimits.perOriginPerSecond !== Number.POSITIVE_INFINITY &&
+      !this.origins.allow(latin1(bytes, start + MESSAGE_ID_BYTES, NODE_ID_BYTES), now)
+    ) {
+      this.relay.stats.originLimited++;
+      if (this.tracing)
+        this.log.trace(
+          `relay ${hex(bytes.subarray(start, start + 4))} from ${this.label(link)}: its author is over the rate limit, dropped`,
+        );
       return;
     }
     const hops = bytes[start + FLOOD_HOPS_OFFSET] as number;
@@ -694,11 +796,42 @@ export class PeerNode {
    * An honest neighbour relays only what it has verified, so a bad signature is its
    * doing (or its bug). Dropped each time; a few, and the neighbour is gone.
    */
+  private onThrottled(link: Link, now: number): void {
+    this.relay.stats.throttled++;
+    if (now - link.throttledSince > THROTTLE_WINDOW_MS) {
+      link.throttled = 0;
+      link.throttledSince = now;
+    }
+    link.throttled++;
+    if (link.throttled === 1)
+      this.log.warn(
+        `${this.label(link)} sends FLOODs faster than ${this.floodLimits.perNeighbourPerSecond}/s: dropping the excess`,
+      );
+    if (link.throttled >= this.floodLimits.disconnectAfterDrops) {
+      this.bar(link);
+      link.conn.close({
+        kind: "error",
+        code: WireErrorCode.RateLimited,
+        message: `over the FLOOD rate limit (${this.floodLimits.perNeighbourPerSecond}/s)`,
+      });
+    }
+  }
+
+  /** Refuses the neighbour's node id for a while: it was disconnected for abuse. */
+  private bar(link: Link): void {
+    if (!link.key) return;
+    const now = this.clock.now();
+    if (this.barred.size >= 1000)
+      for (const [key, until] of this.barred) if (until <= now) this.barred.delete(key);
+    if (this.barred.size < 1000) this.barred.set(link.key, now + ABUSE_BAR_MS);
+  }
+
   private onForged(link: Link): void {
     link.forged++;
     const who = this.label(link);
     if (link.forged === 1) this.log.warn(`dropped a FLOOD from ${who} with a bad signature`);
     if (link.forged >= MAX_FORGED_PER_LINK) {
+      this.bar(link);
       link.conn.close({
         kind: "error",
         code: WireErrorCode.BadSignature,

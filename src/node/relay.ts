@@ -56,6 +56,10 @@ export interface RelayStats {
   stale: number;
   /** Signatures checked (each new id once). */
   verified: number;
+  /** FLOOD frames dropped unread: their neighbour was over its rate (counted by the node). */
+  throttled: number;
+  /** Verified messages dropped: their author was over its rate (counted by the node). */
+  originLimited: number;
   /** Accepted but not forwarded because hops + 1 reached {@link MAX_HOPS}. */
   hopLimited: number;
 }
@@ -115,6 +119,8 @@ export class Relay {
     forged: 0,
     stale: 0,
     verified: 0,
+    throttled: 0,
+    originLimited: 0,
     hopLimited: 0,
   };
   private seq = 0;

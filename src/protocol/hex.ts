@@ -23,3 +23,13 @@ export function fromHex(text: string): Uint8Array {
   for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(text.slice(2 * i, 2 * i + 2), 16);
   return out;
 }
+
+/**
+ * `bytes[start, start + n)` as a latin1 string (one char per byte): a cheap map key
+ * for ids and keys, where hex would cost twice the characters and a lookup table.
+ */
+export function latin1(bytes: Uint8Array, start: number, n: number): string {
+  let s = "";
+  for (let i = start; i < start + n; i++) s += String.fromCharCode(bytes[i] as number);
+  return s;
+}

@@ -7,6 +7,8 @@ import {
   verify,
 } from "node:crypto";
 
+import { latin1 } from "../protocol/hex.ts";
+
 /**
  * A user's long-term Ed25519 identity. Its 32-byte public key is the node id on the wire;
  * the private key signs the link's Noise static key (binding the identity to the link)
@@ -118,7 +120,7 @@ const KEY_CACHE_LIMIT = 1024;
 const keyCache = new Map<string, KeyObject>();
 
 function publicKeyObject(raw: Uint8Array): KeyObject {
-  const id = String.fromCharCode(...raw);
+  const id = latin1(raw, 0, raw.length);
   let key = keyCache.get(id);
   if (!key) {
     const der = new Uint8Array(SPKI_ED25519_PREFIX.length + raw.length);

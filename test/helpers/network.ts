@@ -1,6 +1,7 @@
 import { expect } from "bun:test";
 import type { Connection } from "../../src/link/connection.ts";
 import type { Clock } from "../../src/node/clock.ts";
+import type { FloodLimits } from "../../src/node/flood-limits.ts";
 import type {
   ChatMessage,
   Dial,
@@ -44,6 +45,8 @@ export interface PeerOptions {
   readonly dial?: Dial;
   /** Time source (a counting clock finds leaked timers); default the real clock. */
   readonly clock?: Clock;
+  /** FLOOD rate limits; the defaults unless a test floods on purpose. */
+  readonly floodLimits?: FloodLimits;
   /** Sees every frame the peer sends, before it is queued. */
   readonly onFrameOut?: (connection: Connection, frame: Uint8Array) => void;
 }
@@ -112,6 +115,7 @@ export class TestNetwork {
       ...(options.dial ? { dial: options.dial } : {}),
       ...(options.clock ? { clock: options.clock } : {}),
       ...(options.maxPeers ? { maxPeers: options.maxPeers } : {}),
+      ...(options.floodLimits ? { floodLimits: options.floodLimits } : {}),
     });
     self = peer.node.nodeIdHex;
     this.indexById.set(peer.node.nodeIdHex, index);
@@ -204,7 +208,7 @@ export class TestNetwork {
   /** Sends a chat message from peer `i`. */
   send(i: number, text: string): ChatMessage {
     const outcome = this.peer(i).peer.node.sendChat(text);
-    if (outcome.status !== "sent") throw new Error(`send failed: ${outcome.reason}`);
+    if (outcome.status !== "sent") throw new Error(`send failed: ${JSON.stringify(outcome)}`);
     return outcome.message;
   }
 
