@@ -31,9 +31,15 @@ export function clockTime(date: Date | number, precise = false): string {
   return precise ? `${hms}.${String(d.getMilliseconds()).padStart(3, "0")}` : hms;
 }
 
-/** A chat line: `[HH:MM:SS] <nick> text`, stamped with the local time of arrival. */
-export function formatChatLine(message: ChatMessage): string {
-  return `[${clockTime(message.receivedAt)}] <${sanitize(message.nick)}> ${sanitize(message.text)}`;
+/**
+ * A chat line: `[HH:MM:SS] <nick> text`, stamped with the local time of arrival. `shownNick`
+ * is the nick as it is to be shown (sanitised, perhaps with a key tag).
+ */
+export function formatChatLine(
+  message: ChatMessage,
+  shownNick: string = sanitize(message.nick),
+): string {
+  return `[${clockTime(message.receivedAt)}] <${shownNick}> ${sanitize(message.text)}`;
 }
 
 /** An info line: `[HH:MM:SS] * text`. */
@@ -41,9 +47,12 @@ export function formatInfoLine(text: string, at = Date.now()): string {
   return `[${clockTime(at)}] * ${text}`;
 }
 
-/** `bob (127.0.0.1:9001)`. */
-export function describePeer(peer: Pick<NeighbourInfo, "nick" | "address">): string {
-  return `${sanitize(peer.nick)} (${formatEndpoint(peer.address)})`;
+/** `bob (127.0.0.1:9001)`; `shownNick` as {@link formatChatLine}'s. */
+export function describePeer(
+  peer: Pick<NeighbourInfo, "nick" | "address">,
+  shownNick: string = sanitize(peer.nick),
+): string {
+  return `${shownNick} (${formatEndpoint(peer.address)})`;
 }
 
 /** `3m 12s`, `1h 04m`, `45s`: a short duration. */

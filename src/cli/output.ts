@@ -11,6 +11,7 @@ import {
   formatInfoLine,
   sanitize,
 } from "./format.ts";
+import { NickBook } from "./nick-book.ts";
 
 /** Stable codes of `error` events. */
 export type OutputErrorCode =
@@ -41,25 +42,31 @@ export interface Output {
   info(text: string): void;
 }
 
-/** Human output: chat lines and `*` info lines, through `print` (stdout, or above the prompt). */
-export function humanOutput(print: (line: string) => void): Output {
+/**
+ * Human output: chat lines and `*` info lines, through `print` (stdout, or above the
+ * prompt). Nicks that two identities have used are shown with a key tag (`alice#k3f9`).
+ */
+export function humanOutput(print: (line: string) => void, book = new NickBook()): Output {
   const info = (text: string) => print(formatInfoLine(text));
+  let self = "";
+  const label = (who: { nodeId: string; nick: string }) => book.label(who.nodeId, who.nick);
   return {
-    ready({ listen, nick, version }) {
+    ready({ nodeId, listen, nick, version }) {
+      self = nodeId;
       info(
-        `peerchat ${version} listening on ${formatEndpoint(listen)} as ${sanitize(nick)}; /help for commands`,
+        `peerchat ${version} listening on ${formatEndpoint(listen)} as ${book.label(nodeId, nick)}; /help for commands`,
       );
     },
-    message: (message) => print(formatChatLine(message)),
-    peerUp: (peer) => info(`connected to ${describePeer(peer)}`),
+    message: (message) => print(formatChatLine(message, book.label(message.origin, message.nick))),
+    peerUp: (peer) => info(`connected to ${describePeer(peer, label(peer))}`),
     peerDown: (peer) =>
       info(
         peer.by === "remote"
-          ? `${sanitize(peer.nick)} left: ${sanitize(peer.reason)}`
-          : `disconnected from ${describePeer(peer)}: ${sanitize(peer.reason)}`,
+          ? `${label(peer)} left: ${sanitize(peer.reason)}`
+          : `disconnected from ${describePeer(peer, label(peer))}: ${sanitize(peer.reason)}`,
       ),
     presence(change) {
-      const nick = sanitize(change.nick);
+      const nick = label(change);
       switch (change.event) {
         case "join":
           info(`${nick} joined (${hopsAway(change.hops)})`);
@@ -68,7 +75,7 @@ export function humanOutput(print: (line: string) => void): Output {
           info(change.reason ? `${nick} left: ${sanitize(change.reason)}` : `${nick} left`);
           return;
         case "nick":
-          info(`${sanitize(change.previousNick)} is now ${nick}`);
+          info(`${book.label(change.nodeId, change.previousNick)} is now ${nick}`);
           return;
         case "timeout":
           info(`${nick} timed out`);
@@ -85,7 +92,7 @@ export function humanOutput(print: (line: string) => void): Output {
       }
       info(`${peers.length} neighbour${peers.length === 1 ? "" : "s"}:`);
       const rows = peers.map((p) => [
-        sanitize(p.nick),
+        label(p),
         formatEndpoint(p.address),
         p.direction,
         `${clockTime(p.since)} (${formatDuration(now - p.since)})`,
@@ -101,13 +108,13 @@ export function humanOutput(print: (line: string) => void): Output {
     who(entries, now) {
       info(`${entries.length} here (heard from in the last 90 s):`);
       const rows = entries.map((e) => [
-        e.self ? `${sanitize(e.nick)} (you)` : sanitize(e.nick),
+        e.self ? `${label(e)} (you)` : label(e),
         e.self ? "-" : String(e.hops),
         e.self ? "now" : `${formatDuration(now - e.lastSeen)} ago`,
       ]);
       for (const line of columns([["NICK", "HOPS", "LAST SEEN"], ...rows])) print(`    ${line}`);
     },
-    nick: (nick) => info(`you are now ${sanitize(nick)}`),
+    nick: (nick) => info(`you are now ${book.label(self, nick)}`),
     info(text) {
       for (const line of text.split("\n")) info(line);
     },
