@@ -249,6 +249,11 @@ class SecureStream implements ByteStream {
   }
 
   private onHandshakeMessage(message: Uint8Array): void {
+    if (this.handshake.isMyTurn) {
+      // The remote spoke out of turn (we are still waiting for our node's HELLO to answer).
+      this.fail("handshake failed (message out of turn)");
+      return;
+    }
     const result = this.handshake.readMessage(message);
     this.messages++;
     if (!result.ok) {

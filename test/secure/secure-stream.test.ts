@@ -159,7 +159,8 @@ describe("the secure channel", () => {
     initiator.stream.write(new Uint8Array(500).fill(0x41));
     await waitFor(() => responder.closed !== undefined, 5000, "responder closed");
     expect(responder.closed?.reason).toContain("tampered");
-    expect(responder.bytes().includes(0x41)).toBe(false);
+    // Nothing but the initiator's HELLO was delivered: no byte of the tampered message.
+    expect(responder.bytes()).toEqual(helloOf(initiator, "alice"));
   });
 
   test("another room: refused at message 1; the listener sends not a byte", async () => {
@@ -203,5 +204,34 @@ describe("the secure channel", () => {
     await waitFor(() => initiator.closed !== undefined, 5000, "initiator closed");
     expect(initiator.closed?.reason).toBe("handshake failed (bad-dh)");
     expect(initiator.received).toEqual([]);
+  });
+});
+
+describe("the secure channel, out of order", () => {
+  test("a second message 1 while the listener is still to answer closes the link, no exception", async () => {
+    const [dialler, listener] = createMemoryPair();
+    const stream = secureStream(listener, channelOptions(generateIdentity(), "lobby"));
+    let closed: StreamClosed | undefined;
+    stream.start({ data() {}, close: (info) => (closed = info) });
+    // No HELLO written yet, so the listener cannot answer message 1; a second arrives.
+    const { HandshakeState } = await import("../../src/noise/handshake-state.ts");
+    const { generateKeyPair } = await import("../../src/noise/primitives.ts");
+    const { roomKey } = await import("../../src/secure/room.ts");
+    const { NOISE_PROLOGUE, NOISE_PROTOCOL_NAME } = await import("../../src/secure/constants.ts");
+    const initiator = new HandshakeState({
+      protocolName: NOISE_PROTOCOL_NAME,
+      initiator: true,
+      prologue: NOISE_PROLOGUE,
+      s: generateKeyPair(),
+      psks: [roomKey("lobby")],
+    });
+    const first = initiator.writeMessage();
+    if (!first.ok) throw new Error("message 1");
+    const framed = Uint8Array.of(0, first.message.length, ...first.message);
+    dialler.start({ data() {}, close() {} });
+    dialler.write(framed);
+    dialler.write(framed);
+    await waitFor(() => closed !== undefined, 2000, "closed");
+    expect(closed?.reason).toBe("handshake failed (message out of turn)");
   });
 });
