@@ -3,7 +3,7 @@ import { fromHex, hex } from "../protocol/hex.ts";
 import { encodePeers, MAX_PEERS_PER_FRAME, type PeerAddress } from "../protocol/peers.ts";
 import type { Endpoint } from "../transport/byte-stream.ts";
 import { AddressBook, type BookEntry } from "./address-book.ts";
-import { backoffMs, jitter } from "./backoff.ts";
+import { BACKOFF_INITIAL_MS, backoffMs, jitter } from "./backoff.ts";
 import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
 import type { NeighbourInfo, PeerDown, PeerNode } from "./peer-node.ts";
 
@@ -31,6 +31,10 @@ interface Redial {
   readonly entry: BookEntry;
   attempts: number;
   timer: TimerHandle | undefined;
+  /** When the timer fires (clock ms). */
+  dueAt: number;
+  /** Brought forward because the network changed: dial even if well connected. */
+  nudged: boolean;
 }
 
 /** Options for {@link Mesh}. */
@@ -144,6 +148,7 @@ export class Mesh {
   private onPeerUp(peer: NeighbourInfo): void {
     if (peer.listenPort > 0)
       this.book.succeeded(this.book.learn(peer.address, peer.nodeId, false), peer.nodeId);
+    this.nudgeRedials();
     this.sendPeers(peer.nodeId);
     this.scheduleAnnounce();
   }
@@ -160,21 +165,40 @@ export class Mesh {
     this.maintain();
   }
 
-  private scheduleRedial(entry: BookEntry): void {
+  /**
+   * A new link is a sign that the network has changed (a partition healed, a router came
+   * back): neighbours we lost are tried again within about a second, rather than when
+   * their back-off, grown long while the network was down, runs out. Each nudge still
+   * counts as an attempt, so a peer that is really gone is not redialled forever.
+   */
+  private nudgeRedials(): void {
+    const soon = this.clock.now() + BACKOFF_INITIAL_MS;
+    for (const r of this.redials.values()) {
+      if (r.timer === undefined || r.dueAt <= soon) continue;
+      // Dialled even if we are well connected by then: after a partition the node at
+      // the other end may have no one else to reach it (its own back-off is long too).
+      r.nudged = true;
+      this.scheduleRedial(r.entry, BACKOFF_INITIAL_MS);
+    }
+  }
+
+  private scheduleRedial(entry: BookEntry, delayMs?: number): void {
     let redial = this.redials.get(entry.key);
     if (!redial) {
-      redial = { entry, attempts: 0, timer: undefined };
+      redial = { entry, attempts: 0, timer: undefined, dueAt: 0, nudged: false };
       this.redials.set(entry.key, redial);
     }
     const r = redial;
     this.clock.clearTimeout(r.timer);
+    const delay = jitter(delayMs ?? backoffMs(r.attempts), this.random);
+    r.dueAt = this.clock.now() + delay;
     r.timer = this.clock.setTimeout(
       () =>
         void this.redial(r).catch((error) => {
           this.options.logger.error(`mesh: redialling ${r.entry.key} failed:`, error);
           this.redials.delete(r.entry.key);
         }),
-      jitter(backoffMs(r.attempts), this.random),
+      delay,
     );
   }
 
@@ -186,9 +210,12 @@ export class Mesh {
       this.redials.delete(entry.key);
       return;
     }
-    if (this.node.neighbourCount >= this.degree * REDIAL_CEILING_FACTOR) {
+    const nudged = r.nudged;
+    r.nudged = false;
+    if (!nudged && this.node.neighbourCount >= this.degree * REDIAL_CEILING_FACTOR) {
       // Well connected without it: let it go, or links would only ever accumulate.
       this.redials.delete(entry.key);
+      this.options.logger.debug(`mesh: not redialling ${entry.key}: well connected without it`);
       return;
     }
     if (this.dialing.has(entry.key)) {
@@ -204,6 +231,9 @@ export class Mesh {
       r.attempts++;
       if (r.attempts >= MAX_NEIGHBOUR_REDIALS) this.redials.delete(entry.key);
       else this.scheduleRedial(entry);
+      this.options.logger.debug(
+        `mesh: redialling ${entry.key} failed (${outcome.reason}); ${this.redials.has(entry.key) ? `next try in ${Math.round((r.dueAt - this.clock.now()) / 100) / 10} s` : "giving up"}`,
+      );
       return;
     }
     this.redials.delete(entry.key);

@@ -1,7 +1,7 @@
 import type { ConsolaInstance } from "consola";
 import type { Endpoint } from "../transport/byte-stream.ts";
 import { formatEndpoint } from "../transport/byte-stream.ts";
-import { backoffMs, jitter } from "./backoff.ts";
+import { BACKOFF_INITIAL_MS, backoffMs, jitter } from "./backoff.ts";
 import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
 import type { ConnectOutcome, PeerNode } from "./peer-node.ts";
 
@@ -15,6 +15,8 @@ interface Pin {
   /** The neighbour this address led to, while linked. */
   nodeId: string | undefined;
   timer: TimerHandle | undefined;
+  /** When the retry timer fires (clock ms), while waiting. */
+  dueAt: number;
   state: "dialling" | "linked" | "waiting" | "self";
 }
 
@@ -37,11 +39,23 @@ export class PinnedPeers {
   ) {
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
-    this.stopListening = node.events.on("peer-down", (down) => {
+    const offDown = node.events.on("peer-down", (down) => {
       for (const pin of this.pins.values()) {
         if (pin.state === "linked" && pin.nodeId === down.nodeId) this.lost(pin);
       }
     });
+    // A new link means the network changed (a partition healed, a router came back):
+    // addresses waiting out a back-off grown long while it was down are tried within
+    // about a second. Each try still counts towards the back-off.
+    const offUp = node.events.on("peer-up", () => {
+      const soon = this.clock.now() + BACKOFF_INITIAL_MS;
+      for (const pin of this.pins.values())
+        if (pin.state === "waiting" && pin.dueAt > soon) this.retry(pin, BACKOFF_INITIAL_MS);
+    });
+    this.stopListening = () => {
+      offDown();
+      offUp();
+    };
   }
 
   private readonly random: () => number;
@@ -67,6 +81,7 @@ export class PinnedPeers {
       failures: 0,
       nodeId: undefined,
       timer: undefined,
+      dueAt: 0,
       state: "dialling",
     };
     this.pins.set(label, pin);
@@ -136,11 +151,12 @@ export class PinnedPeers {
     this.log.debug(`redialling ${pin.label} in ${formatDelay(delay)}`);
   }
 
-  private retry(pin: Pin): number {
+  private retry(pin: Pin, delayMs?: number): number {
     this.clock.clearTimeout(pin.timer);
     pin.state = "waiting";
-    const delay = jitter(backoffMs(pin.failures), this.random);
-    pin.failures++;
+    const delay = jitter(delayMs ?? backoffMs(pin.failures), this.random);
+    if (delayMs === undefined) pin.failures++;
+    pin.dueAt = this.clock.now() + delay;
     pin.timer = this.clock.setTimeout(() => {
       if (!this.stopped) void this.attempt(pin);
     }, delay);

@@ -22,7 +22,10 @@ export function testLogger(level = 5): TestLogger {
         log(entry) {
           // Keep memory bounded in long tests: traces are only kept when printing.
           if (entry.level < 5 || print) entries.push(entry);
-          if (print) process.stderr.write(`[${entry.type}] ${text(entry)}\n`);
+          if (print)
+            process.stderr.write(
+              `${(performance.now() / 1000).toFixed(2)} [${entry.type}] ${text(entry)}\n`,
+            );
         },
       },
     ],

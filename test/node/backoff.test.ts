@@ -7,9 +7,9 @@ test("back-off doubles from 1 s and stops at 30 s", () => {
   ]);
 });
 
-test("jitter takes off up to 20 %, never adds: no delay passes the 30 s cap", () => {
+test("jitter takes off up to 40 %, never adds: no delay passes the 30 s cap", () => {
   expect(jitter(1000, () => 0)).toBe(1000);
-  expect(jitter(1000, () => 0.5)).toBe(900);
-  expect(jitter(1000, () => 0.999999)).toBe(800);
+  expect(jitter(1000, () => 0.5)).toBe(800);
+  expect(jitter(1000, () => 0.999999)).toBe(600);
   expect(jitter(backoffMs(99), () => 0)).toBe(30_000);
 });
