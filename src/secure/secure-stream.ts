@@ -6,6 +6,7 @@ import {
 } from "../noise/constants.ts";
 import { HandshakeState } from "../noise/handshake-state.ts";
 import { generateKeyPair, type KeyPair } from "../noise/primitives.ts";
+import { concatBytes } from "../protocol/bytes.ts";
 import {
   FRAME_HEADER_BYTES,
   FrameType,
@@ -286,9 +287,9 @@ class SecureStream implements ByteStream {
     }
     this.helloWanted = false;
     const signature = this.options.identity.sign(
-      concat(STATIC_KEY_SIGNATURE_PREFIX, this.options.staticKey.publicKey),
+      concatBytes([STATIC_KEY_SIGNATURE_PREFIX, this.options.staticKey.publicKey]),
     );
-    if (!this.writeHandshake(concat(hello, signature))) return;
+    if (!this.writeHandshake(concatBytes([hello, signature]))) return;
     if (this.handshake.isDone) this.open();
   }
 
@@ -306,7 +307,7 @@ class SecureStream implements ByteStream {
   /** Extracts the node's first frame (its HELLO) from the queued plaintext, if complete. */
   private takeOwnHello(): Uint8Array | undefined {
     if (this.ownHello) return this.ownHello;
-    const queued = this.plainBytes >= FRAME_HEADER_BYTES ? joinAll(this.plain) : undefined;
+    const queued = this.plainBytes >= FRAME_HEADER_BYTES ? concatBytes(this.plain) : undefined;
     if (!queued) return undefined;
     this.plain = [queued];
     const view = new DataView(queued.buffer, queued.byteOffset, queued.byteLength);
@@ -339,7 +340,7 @@ class SecureStream implements ByteStream {
       HELLO_MAGIC.every((b, i) => hello[i] === b) && hello[HELLO_MAGIC.length] === PROTOCOL_VERSION;
     if (sameVersion) {
       const nodeId = hello.subarray(HELLO_NODE_ID_OFFSET, HELLO_NODE_ID_OFFSET + NODE_ID_BYTES);
-      const signed = concat(STATIC_KEY_SIGNATURE_PREFIX, remoteStatic);
+      const signed = concatBytes([STATIC_KEY_SIGNATURE_PREFIX, remoteStatic]);
       if (nodeId.length !== NODE_ID_BYTES || !verifySignature(nodeId, signed, signature)) {
         this.fail("handshake: the identity signature does not match the node id");
         return false;
@@ -375,7 +376,7 @@ class SecureStream implements ByteStream {
   /** Encrypts and writes what the node queued; with `confirm`, an empty message if nothing. */
   private flush(confirm = false): void {
     if (this.phase !== "open" || (this.plainBytes === 0 && !confirm)) return;
-    const plain = joinAll(this.plain);
+    const plain = concatBytes(this.plain);
     this.plain = [];
     this.plainBytes = 0;
     const cipher = this.send as CipherState;
@@ -448,26 +449,6 @@ function withLength(message: Uint8Array): Uint8Array {
   out[0] = message.length >> 8;
   out[1] = message.length & 0xff;
   out.set(message, NOISE_LENGTH_BYTES);
-  return out;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
-}
-
-function joinAll(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0] as Uint8Array;
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
   return out;
 }
 

@@ -1,3 +1,4 @@
+import { concatBytes } from "../protocol/bytes.ts";
 import type {
   ByteStream,
   ByteStreamHandler,
@@ -115,7 +116,7 @@ class MemoryStream implements ByteStream {
     this.flushScheduled = false;
     const peer = this.peer;
     if (!peer || peer.isClosed || this.outbox.length === 0) return;
-    const batch = concat(this.outbox);
+    const batch = concatBytes(this.outbox);
     this.outbox = [];
     this.bytesSent += batch.length;
     const deliver = () => {
@@ -146,17 +147,4 @@ class MemoryStream implements ByteStream {
     const peer = this.peer;
     if (peer && !peer.isClosed) setImmediate(() => peer.shutdown("remote"));
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0] as Uint8Array;
-  let n = 0;
-  for (const c of chunks) n += c.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
 }
