@@ -6,6 +6,7 @@ import {
   FrameType,
   MAX_HOPS,
   MESSAGE_ID_BYTES,
+  NODE_ID_BYTES,
   SIGNATURE_BYTES,
 } from "../protocol/constants.ts";
 import {
@@ -242,7 +243,10 @@ export class Relay {
       start + FLOOD_SIGNATURE_OFFSET,
       start + FLOOD_SIGNATURE_OFFSET + SIGNATURE_PLACEHOLDER.length,
     );
-    const origin = bytes.subarray(start + MESSAGE_ID_BYTES, start + MESSAGE_ID_BYTES + 32);
+    const origin = bytes.subarray(
+      start + MESSAGE_ID_BYTES,
+      start + MESSAGE_ID_BYTES + NODE_ID_BYTES,
+    );
     if (!this.verify(origin, floodSigningBytes(bytes, start, end), signature)) {
       this.stats.forged++;
       return FORGED;

@@ -7,7 +7,8 @@ import {
   verify,
 } from "node:crypto";
 
-import { latin1 } from "../protocol/hex.ts";
+import { NODE_ID_BYTES, SIGNATURE_BYTES } from "../protocol/constants.ts";
+import { fromHex, latin1 } from "../protocol/hex.ts";
 
 /**
  * A user's long-term Ed25519 identity. Its 32-byte public key is the node id on the wire;
@@ -23,45 +24,14 @@ export interface Identity {
   toPem(): string;
 }
 
-/** Bytes of an Ed25519 public key and of a signature. */
-export const ED25519_PUBLIC_KEY_BYTES = 32;
-export const ED25519_SIGNATURE_BYTES = 64;
+/** Bytes of an Ed25519 public key (a node id). */
+export const ED25519_PUBLIC_KEY_BYTES = NODE_ID_BYTES;
 
 // DER header of an X.509 SubjectPublicKeyInfo for Ed25519; the raw key follows.
-const SPKI_ED25519_PREFIX = Uint8Array.of(
-  0x30,
-  0x2a,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x70,
-  0x03,
-  0x21,
-  0x00,
-);
+const SPKI_ED25519_PREFIX = fromHex("302a300506032b6570032100");
 
 // DER header of a PKCS#8 PrivateKeyInfo for Ed25519; the 32-byte seed follows.
-const PKCS8_ED25519_PREFIX = Uint8Array.of(
-  0x30,
-  0x2e,
-  0x02,
-  0x01,
-  0x00,
-  0x30,
-  0x05,
-  0x06,
-  0x03,
-  0x2b,
-  0x65,
-  0x70,
-  0x04,
-  0x22,
-  0x04,
-  0x20,
-);
+const PKCS8_ED25519_PREFIX = fromHex("302e020100300506032b657004220420");
 
 /** The identity whose private key is the 32-byte Ed25519 seed `seed` (test vectors). */
 export function identityFromSeed(seed: Uint8Array): Identity {
@@ -106,7 +76,7 @@ export function verifySignature(
   signature: Uint8Array,
 ): boolean {
   if (publicKey.length !== ED25519_PUBLIC_KEY_BYTES) return false;
-  if (signature.length !== ED25519_SIGNATURE_BYTES) return false;
+  if (signature.length !== SIGNATURE_BYTES) return false;
   try {
     return verify(null, message, publicKeyObject(publicKey), signature);
   } catch {

@@ -13,6 +13,7 @@ import {
   HELLO_MAGIC,
   NODE_ID_BYTES,
   PROTOCOL_VERSION,
+  SIGNATURE_BYTES,
   WireErrorCode,
 } from "../protocol/constants.ts";
 import { encodeError } from "../protocol/control.ts";
@@ -33,7 +34,7 @@ import {
   NOISE_PROTOCOL_NAME,
   STATIC_KEY_SIGNATURE_PREFIX,
 } from "./constants.ts";
-import { ED25519_SIGNATURE_BYTES, type Identity, verifySignature } from "./identity.ts";
+import { type Identity, verifySignature } from "./identity.ts";
 import { roomKey } from "./room.ts";
 
 /** What a secure channel needs to know about this peer. */
@@ -330,12 +331,12 @@ class SecureStream implements ByteStream {
    */
   private acceptRemoteHello(payload: Uint8Array): boolean {
     const remoteStatic = this.handshake.remoteStaticKey;
-    if (payload.length < ED25519_SIGNATURE_BYTES + HELLO_NODE_ID_OFFSET || !remoteStatic) {
+    if (payload.length < SIGNATURE_BYTES + HELLO_NODE_ID_OFFSET || !remoteStatic) {
       this.fail("handshake carried no HELLO");
       return false;
     }
-    const hello = payload.subarray(0, payload.length - ED25519_SIGNATURE_BYTES);
-    const signature = payload.subarray(payload.length - ED25519_SIGNATURE_BYTES);
+    const hello = payload.subarray(0, payload.length - SIGNATURE_BYTES);
+    const signature = payload.subarray(payload.length - SIGNATURE_BYTES);
     const sameVersion =
       HELLO_MAGIC.every((b, i) => hello[i] === b) && hello[HELLO_MAGIC.length] === PROTOCOL_VERSION;
     if (sameVersion) {
