@@ -1,4 +1,5 @@
 import { ProtocolError } from "../errors.ts";
+import { readU64 } from "../protocol/byte-reader.ts";
 import { ByteWriter, writeU32 } from "../protocol/byte-writer.ts";
 import { checkChatBody } from "../protocol/chat.ts";
 import {
@@ -271,23 +272,6 @@ const FRAME_PAYLOAD_OFFSET = 5;
 
 /** The signature's place in a frame being built, before it is signed. */
 const SIGNATURE_PLACEHOLDER = new Uint8Array(SIGNATURE_BYTES);
-
-/** A big-endian u64 (a unix-ms time fits in 53 bits). */
-function readU64(bytes: Uint8Array, at: number): number {
-  const hi =
-    (((bytes[at] as number) << 24) |
-      ((bytes[at + 1] as number) << 16) |
-      ((bytes[at + 2] as number) << 8) |
-      (bytes[at + 3] as number)) >>>
-    0;
-  const lo =
-    (((bytes[at + 4] as number) << 24) |
-      ((bytes[at + 5] as number) << 16) |
-      ((bytes[at + 6] as number) << 8) |
-      (bytes[at + 7] as number)) >>>
-    0;
-  return hi * 0x1_0000_0000 + lo;
-}
 
 /**
  * Copies `n` bytes; returns the end offset in `to`. Small copies (ids, nicks, short

@@ -74,31 +74,10 @@ export class SeenCache {
    */
   has(bytes: Uint8Array, offset: number): boolean {
     if (offset + MESSAGE_ID_BYTES > bytes.length) throw new Error("message id out of range");
-    const o = offset;
-    const w0 =
-      ((bytes[o] as number) |
-        ((bytes[o + 1] as number) << 8) |
-        ((bytes[o + 2] as number) << 16) |
-        ((bytes[o + 3] as number) << 24)) >>>
-      0;
-    const w1 =
-      ((bytes[o + 4] as number) |
-        ((bytes[o + 5] as number) << 8) |
-        ((bytes[o + 6] as number) << 16) |
-        ((bytes[o + 7] as number) << 24)) >>>
-      0;
-    const w2 =
-      ((bytes[o + 8] as number) |
-        ((bytes[o + 9] as number) << 8) |
-        ((bytes[o + 10] as number) << 16) |
-        ((bytes[o + 11] as number) << 24)) >>>
-      0;
-    const w3 =
-      ((bytes[o + 12] as number) |
-        ((bytes[o + 13] as number) << 8) |
-        ((bytes[o + 14] as number) << 16) |
-        ((bytes[o + 15] as number) << 24)) >>>
-      0;
+    const w0 = le32(bytes, offset);
+    const w1 = le32(bytes, offset + 4);
+    const w2 = le32(bytes, offset + 8);
+    const w3 = le32(bytes, offset + 12);
     this.w0 = w0;
     this.w1 = w1;
     this.w2 = w2;
@@ -240,4 +219,15 @@ export class SeenCache {
       );
     }
   }
+}
+
+/** A little-endian u32 (the id is random: any fixed byte order makes a good key). */
+function le32(b: Uint8Array, o: number): number {
+  return (
+    ((b[o] as number) |
+      ((b[o + 1] as number) << 8) |
+      ((b[o + 2] as number) << 16) |
+      ((b[o + 3] as number) << 24)) >>>
+    0
+  );
 }

@@ -46,10 +46,9 @@ export class ByteReader {
    */
   u64(): number {
     this.need(8);
-    const hi = readU32(this.buf, this.offset);
-    const lo = readU32(this.buf, this.offset + 4);
+    const v = readU64(this.buf, this.offset);
     this.offset += 8;
-    return hi * 0x1_0000_0000 + lo;
+    return v;
   }
 
   /** A u64 exactly, for opaque values such as PING nonces. */
@@ -107,6 +106,11 @@ export function readU32(b: Uint8Array, offset: number): number {
   return (
     ((b[offset]! << 24) | (b[offset + 1]! << 16) | (b[offset + 2]! << 8) | b[offset + 3]!) >>> 0
   );
+}
+
+/** Reads a big-endian u64 as a number (exact up to 2^53); the caller has checked bounds. */
+export function readU64(b: Uint8Array, offset: number): number {
+  return readU32(b, offset) * 0x1_0000_0000 + readU32(b, offset + 4);
 }
 
 /** Strict UTF-8 decode; invalid sequences are a protocol error, never replaced. */

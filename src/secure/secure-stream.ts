@@ -389,10 +389,7 @@ class SecureStream implements ByteStream {
       const sealed = cipher.encrypt(
         plain.subarray(from, Math.min(plain.length, from + MAX_TRANSPORT_PLAINTEXT_BYTES)),
       );
-      out[at] = sealed.length >> 8;
-      out[at + 1] = sealed.length & 0xff;
-      out.set(sealed, at + NOISE_LENGTH_BYTES);
-      at += NOISE_LENGTH_BYTES + sealed.length;
+      at = putFramed(out, at, sealed);
       from += MAX_TRANSPORT_PLAINTEXT_BYTES;
     } while (from < plain.length);
     if (this.ending) this.inner.end(out);
@@ -445,12 +442,18 @@ function overheadFor(plainBytes: number): number {
 }
 
 function withLength(message: Uint8Array): Uint8Array {
-  if (message.length > MAX_NOISE_MESSAGE_BYTES) throw new RangeError("Noise message too large");
   const out = new Uint8Array(NOISE_LENGTH_BYTES + message.length);
-  out[0] = message.length >> 8;
-  out[1] = message.length & 0xff;
-  out.set(message, NOISE_LENGTH_BYTES);
+  putFramed(out, 0, message);
   return out;
+}
+
+/** Writes `u16 length | message` into `out` at `at`; returns the offset after it. */
+function putFramed(out: Uint8Array, at: number, message: Uint8Array): number {
+  if (message.length > MAX_NOISE_MESSAGE_BYTES) throw new RangeError("Noise message too large");
+  out[at] = message.length >> 8;
+  out[at + 1] = message.length & 0xff;
+  out.set(message, at + NOISE_LENGTH_BYTES);
+  return at + NOISE_LENGTH_BYTES + message.length;
 }
 
 /** A v1 HELLO frame: `u32 length | 0x01 | "PCHT"`. A Noise message 1 never starts so. */
