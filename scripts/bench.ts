@@ -220,6 +220,8 @@ async function chain10(kind: Kind): Promise<Metrics> {
 /** 3. Latency: chain of 10, 1,000 messages 2 ms apart; per hop and end to end. */
 async function latency(kind: Kind): Promise<Metrics> {
   const count = quick ? 200 : 1000;
+  // One verification is the least a v2 hop adds to the baseline's hop: measured here.
+  const rawVerify: Metrics = kind === "baseline" ? { "verify µs, 1 core": 1e6 / verifyRate() } : {};
   const workers = await network(kind, 10, chainEdges(10));
   try {
     await Promise.all(
@@ -253,6 +255,7 @@ async function latency(kind: Kind): Promise<Metrics> {
       "e2e p50 µs": percentile(endToEnd, 50),
       "e2e p99 µs": percentile(endToEnd, 99),
       lost: count - endToEnd.length,
+      ...rawVerify,
     };
   } finally {
     stopAll(workers);
@@ -388,10 +391,23 @@ async function mesh(kind: Kind): Promise<Metrics> {
   }
 }
 
-async function rssOf(pid: number): Promise<number> {
+/**
+ * A process's resident memory, and how it splits: `anon` is its own (heap, stacks,
+ * buffers); `file` is pages of mapped files, chiefly the Bun executable's code, which
+ * every Bun process on the machine shares.
+ */
+async function rssOf(pid: number): Promise<{ rss: number; anon: number; file: number }> {
   const status = await Bun.file(`/proc/${pid}/status`).text();
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1]) * 1024;
+  const kib = (field: string) =>
+    Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN) * 1024;
+  return { rss: kib("VmRSS"), anon: kib("RssAnon"), file: kib("RssFile") + kib("RssShmem") };
 }
+
+const idleMetrics = (m: { rss: number; anon: number; file: number }): Metrics => ({
+  "idle MB": m.rss / 1e6,
+  "idle private MB": m.anon / 1e6,
+  "idle file-backed MB": m.file / 1e6,
+});
 
 /** 5. Memory: idle, with 64 neighbours, and after 2 M distinct messages passed through. */
 async function memory(kind: Kind): Promise<Metrics> {
@@ -403,7 +419,7 @@ async function memory(kind: Kind): Promise<Metrics> {
     await Bun.sleep(1500);
     const idle = await rssOf(bare.pid);
     bare.kill();
-    return { "idle MB": idle / 1e6 };
+    return idleMetrics(idle);
   }
   const cli = Bun.spawn(
     [process.execPath, join(root, "src", "bin.ts"), "127.0.0.1", "0", "--quiet"],
@@ -445,7 +461,7 @@ async function memory(kind: Kind): Promise<Metrics> {
     stopAll(workers);
   }
   return {
-    "idle MB": idle / 1e6,
+    ...idleMetrics(idle),
     "64 neighbours MB": with64 / 1e6,
     [`relay @${marks[0]} MB`]: (rssAt[0] as number) / 1e6,
     [`relay @${marks[1]} MB`]: (rssAt[1] as number) / 1e6,
@@ -507,111 +523,133 @@ interface Target {
   readonly pass: (peerchat: Metrics, baseline: Metrics) => boolean;
 }
 
-const SCENARIOS: Array<{ name: string; run: (kind: Kind) => Promise<Metrics>; targets: Target[] }> =
-  [
-    {
-      name: "one link",
-      run: oneLink,
-      targets: [
-        {
-          metric: "msg/s",
-          text: "≥ 70 % of the raw 1-core verify rate (v2)",
-          pass: (p, b) => (p["msg/s"] as number) >= 0.7 * (b["verify/s, 1 core"] as number),
-        },
-        {
-          metric: "msg/s",
-          text: "≥ 1.5 M msg/s (v1 target)",
-          pass: (p) => (p["msg/s"] as number) >= 1_500_000,
-        },
-        {
-          metric: "msg/s",
-          text: "≥ 20 % of baseline (v1 target)",
-          pass: (p, b) => (p["msg/s"] as number) >= 0.2 * (b["msg/s"] as number),
-        },
-      ],
+interface Scenario {
+  readonly name: string;
+  readonly run: (kind: Kind) => Promise<Metrics>;
+  readonly targets: Target[];
+  /** Figures derived from both columns, printed after the targets; judged by no one. */
+  readonly notes?: (peerchat: Metrics, baseline: Metrics) => string[];
+}
+
+const SCENARIOS: Scenario[] = [
+  {
+    name: "one link",
+    run: oneLink,
+    targets: [
+      {
+        metric: "msg/s",
+        text: "≥ 70 % of the raw 1-core verify rate (v2)",
+        pass: (p, b) => (p["msg/s"] as number) >= 0.7 * (b["verify/s, 1 core"] as number),
+      },
+      {
+        metric: "msg/s",
+        text: "≥ 1.5 M msg/s (v1 target)",
+        pass: (p) => (p["msg/s"] as number) >= 1_500_000,
+      },
+      {
+        metric: "msg/s",
+        text: "≥ 20 % of baseline (v1 target)",
+        pass: (p, b) => (p["msg/s"] as number) >= 0.2 * (b["msg/s"] as number),
+      },
+    ],
+  },
+  {
+    name: "chain of 10",
+    run: chain10,
+    targets: [
+      {
+        metric: "msg/s",
+        text: "≥ 150 k msg/s (v1 target)",
+        pass: (p) => (p["msg/s"] as number) >= 150_000,
+      },
+      {
+        metric: "msg/s",
+        text: "≥ 10 % of baseline (v1 target)",
+        pass: (p, b) => (p["msg/s"] as number) >= 0.1 * (b["msg/s"] as number),
+      },
+      { metric: "lost", text: "zero loss", pass: (p) => p.lost === 0 },
+      {
+        metric: "max pending B",
+        text: "≤ 8 MiB pending",
+        pass: (p) => (p["max pending B"] as number) <= 8 * 1024 * 1024,
+      },
+    ],
+  },
+  {
+    name: "latency, chain of 10",
+    run: latency,
+    targets: [
+      { metric: "hop p50 µs", text: "≤ 100 µs", pass: (p) => (p["hop p50 µs"] as number) <= 100 },
+      {
+        metric: "hop p50 µs",
+        text: "≤ 2 × baseline",
+        pass: (p, b) => (p["hop p50 µs"] as number) <= 2 * (b["hop p50 µs"] as number),
+      },
+      { metric: "e2e p50 µs", text: "≤ 1 ms", pass: (p) => (p["e2e p50 µs"] as number) <= 1000 },
+      { metric: "e2e p99 µs", text: "≤ 5 ms", pass: (p) => (p["e2e p99 µs"] as number) <= 5000 },
+    ],
+    notes: (p, b) => {
+      const verify = b["verify µs, 1 core"] as number;
+      const floor = (b["hop p50 µs"] as number) + verify;
+      const hop = p["hop p50 µs"] as number;
+      return [
+        `v2 floor per hop: the baseline's hop + one verification = ${fmt(floor)} µs; peerchat's hop p50 is ${(hop / floor).toFixed(2)}× it`,
+        `v2 floor end to end: 9 such hops = ${fmt(9 * floor)} µs (the ≤ 1 ms and ≤ 100 µs targets predate signatures)`,
+      ];
     },
-    {
-      name: "chain of 10",
-      run: chain10,
-      targets: [
-        {
-          metric: "msg/s",
-          text: "≥ 150 k msg/s (v1 target)",
-          pass: (p) => (p["msg/s"] as number) >= 150_000,
+  },
+  {
+    name: "flood, mesh of 30",
+    run: mesh,
+    targets: [
+      { metric: "lost", text: "zero loss", pass: (p) => p.lost === 0 },
+      {
+        metric: "worst copies/degree",
+        text: "copies ≤ degree",
+        pass: (p) => (p["worst copies/degree"] as number) <= 1,
+      },
+      { metric: "echoes", text: "none sent back", pass: (p) => p.echoes === 0 },
+    ],
+  },
+  {
+    name: "memory",
+    run: memory,
+    targets: [
+      {
+        metric: "idle MB",
+        text: "≤ bare Bun + 10 MB",
+        pass: (p, b) => (p["idle MB"] as number) <= (b["idle MB"] as number) + 10,
+      },
+      {
+        metric: "relay",
+        text: "flat from 1 M to 2 M (±10 %)",
+        pass: (p) => {
+          const v = Object.entries(p)
+            .filter(([k]) => k.startsWith("relay"))
+            .map(([, x]) => x);
+          return (v[2] as number) <= (v[1] as number) * 1.1;
         },
-        {
-          metric: "msg/s",
-          text: "≥ 10 % of baseline (v1 target)",
-          pass: (p, b) => (p["msg/s"] as number) >= 0.1 * (b["msg/s"] as number),
-        },
-        { metric: "lost", text: "zero loss", pass: (p) => p.lost === 0 },
-        {
-          metric: "max pending B",
-          text: "≤ 8 MiB pending",
-          pass: (p) => (p["max pending B"] as number) <= 8 * 1024 * 1024,
-        },
-      ],
+      },
+    ],
+    notes: (p, b) => {
+      const gap = (k: string) => fmt((p[k] as number) - (b[k] as number));
+      return [
+        `idle, above bare Bun: ${gap("idle MB")} MB resident = ${gap("idle private MB")} MB private + ${gap("idle file-backed MB")} MB of file-backed pages (the Bun executable's code the peer runs, shared by every Bun process)`,
+      ];
     },
-    {
-      name: "latency, chain of 10",
-      run: latency,
-      targets: [
-        { metric: "hop p50 µs", text: "≤ 100 µs", pass: (p) => (p["hop p50 µs"] as number) <= 100 },
-        {
-          metric: "hop p50 µs",
-          text: "≤ 2 × baseline",
-          pass: (p, b) => (p["hop p50 µs"] as number) <= 2 * (b["hop p50 µs"] as number),
-        },
-        { metric: "e2e p50 µs", text: "≤ 1 ms", pass: (p) => (p["e2e p50 µs"] as number) <= 1000 },
-        { metric: "e2e p99 µs", text: "≤ 5 ms", pass: (p) => (p["e2e p99 µs"] as number) <= 5000 },
-      ],
-    },
-    {
-      name: "flood, mesh of 30",
-      run: mesh,
-      targets: [
-        { metric: "lost", text: "zero loss", pass: (p) => p.lost === 0 },
-        {
-          metric: "worst copies/degree",
-          text: "copies ≤ degree",
-          pass: (p) => (p["worst copies/degree"] as number) <= 1,
-        },
-        { metric: "echoes", text: "none sent back", pass: (p) => p.echoes === 0 },
-      ],
-    },
-    {
-      name: "memory",
-      run: memory,
-      targets: [
-        {
-          metric: "idle MB",
-          text: "≤ bare Bun + 10 MB",
-          pass: (p, b) => (p["idle MB"] as number) <= (b["idle MB"] as number) + 10,
-        },
-        {
-          metric: "relay",
-          text: "flat from 1 M to 2 M (±10 %)",
-          pass: (p) => {
-            const v = Object.entries(p)
-              .filter(([k]) => k.startsWith("relay"))
-              .map(([, x]) => x);
-            return (v[2] as number) <= (v[1] as number) * 1.1;
-          },
-        },
-      ],
-    },
-    {
-      name: "binary",
-      run: binary,
-      targets: [
-        {
-          metric: "ready p50 ms",
-          text: "≤ 100 ms",
-          pass: (p) => (p["ready p50 ms"] as number) <= 100,
-        },
-      ],
-    },
-  ];
+  },
+  {
+    name: "binary",
+    run: binary,
+    targets: [
+      {
+        metric: "ready p50 ms",
+        text: "≤ 100 ms",
+        pass: (p) => (p["ready p50 ms"] as number) <= 100,
+      },
+    ],
+  },
+];
 
 function machine() {
   const cpu = cpus()[0]?.model ?? "unknown CPU";
@@ -634,6 +672,7 @@ async function main() {
     baseline: Metrics;
     rounds: Array<{ peerchat: Metrics; baseline: Metrics }>;
     targets: Array<{ text: string; pass: boolean }>;
+    notes: string[];
   }> = [];
   console.log(
     `peerchat benchmarks — ${quick ? "quick" : `${ROUNDS} rounds`} — ${JSON.stringify(machine())}\n`,
@@ -661,13 +700,15 @@ async function main() {
       text: t.text,
       pass: t.pass(peerchat, baseline),
     }));
-    results.push({ scenario: scenario.name, peerchat, baseline, rounds, targets });
+    const notes = scenario.notes?.(peerchat, baseline) ?? [];
+    results.push({ scenario: scenario.name, peerchat, baseline, rounds, targets, notes });
     console.log(`## ${scenario.name}`);
-    const rows = Object.keys(peerchat).map((k) => {
-      const p = peerchat[k] as number;
+    // Some figures belong to one column only (the raw verify rate is measured beside the baseline).
+    const rows = [...new Set([...Object.keys(peerchat), ...Object.keys(baseline)])].map((k) => {
+      const p = peerchat[k];
       const b = baseline[k];
-      const ratio = b === undefined || b === 0 ? "" : `${(p / b).toFixed(2)}×`;
-      return [k, fmt(p), b === undefined ? "" : fmt(b), ratio];
+      const ratio = p === undefined || b === undefined || b === 0 ? "" : `${(p / b).toFixed(2)}×`;
+      return [k, p === undefined ? "" : fmt(p), b === undefined ? "" : fmt(b), ratio];
     });
     const widths = [0, 1, 2, 3].map((i) =>
       Math.max(
@@ -682,6 +723,7 @@ async function main() {
       );
     }
     for (const t of targets) console.log(`  ${t.pass ? "✓" : "✗"} ${t.text}`);
+    for (const note of notes) console.log(`  · ${note}`);
     console.log("");
   }
   const out = {
