@@ -391,19 +391,25 @@ async function mesh(kind: Kind): Promise<Metrics> {
   }
 }
 
+interface ResidentMemory {
+  readonly rss: number;
+  readonly anon: number;
+  readonly file: number;
+}
+
 /**
  * A process's resident memory, and how it splits: `anon` is its own (heap, stacks,
  * buffers); `file` is pages of mapped files, chiefly the Bun executable's code, which
  * every Bun process on the machine shares.
  */
-async function rssOf(pid: number): Promise<{ rss: number; anon: number; file: number }> {
+async function rssOf(pid: number): Promise<ResidentMemory> {
   const status = await Bun.file(`/proc/${pid}/status`).text();
   const kib = (field: string) =>
     Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN) * 1024;
   return { rss: kib("VmRSS"), anon: kib("RssAnon"), file: kib("RssFile") + kib("RssShmem") };
 }
 
-const idleMetrics = (m: { rss: number; anon: number; file: number }): Metrics => ({
+const idleMetrics = (m: ResidentMemory): Metrics => ({
   "idle MB": m.rss / 1e6,
   "idle private MB": m.anon / 1e6,
   "idle file-backed MB": m.file / 1e6,
