@@ -1,9 +1,9 @@
 import type { ConsolaInstance } from "consola";
 import { type ChatMessage, type NeighbourInfo, PeerNode } from "./node/peer-node.ts";
+import type { Endpoint } from "./protocol/endpoint.ts";
 import { generateIdentity, type Identity } from "./secure/identity.ts";
 import { DEFAULT_ROOM } from "./secure/room.ts";
 import { channelOptions, secureDialer } from "./secure/secure-stream.ts";
-import type { Endpoint } from "./transport/byte-stream.ts";
 import { dialTcp } from "./transport/tcp.ts";
 
 /** How long {@link sendOnce} waits for its messages to leave before giving up. */

@@ -1,7 +1,8 @@
 import type { ConsolaInstance } from "consola";
+import { DEFAULT_DEGREE, Mesh } from "./mesh/mesh.ts";
+import { PinnedPeers } from "./mesh/pinned-peers.ts";
 import { type Clock, systemClock } from "./node/clock.ts";
 import type { FloodLimits } from "./node/flood-limits.ts";
-import { DEFAULT_DEGREE, Mesh } from "./node/mesh.ts";
 import {
   type ConnectOutcome,
   DEFAULT_MAX_PEERS,
@@ -9,15 +10,14 @@ import {
   PeerNode,
   type WireTap,
 } from "./node/peer-node.ts";
-import { PinnedPeers } from "./node/pinned-peers.ts";
-import { PresenceTracker } from "./node/presence.ts";
+import { PresenceTracker } from "./presence/presence-tracker.ts";
 import { MAX_NICK_BYTES } from "./protocol/constants.ts";
 import { truncateUtf8 } from "./protocol/control.ts";
+import type { Endpoint } from "./protocol/endpoint.ts";
+import { formatEndpoint } from "./protocol/endpoint.ts";
 import { generateIdentity, type Identity } from "./secure/identity.ts";
 import { DEFAULT_ROOM } from "./secure/room.ts";
 import { channelOptions, secureDialer, secureStream } from "./secure/secure-stream.ts";
-import type { Endpoint } from "./transport/byte-stream.ts";
-import { formatEndpoint } from "./transport/byte-stream.ts";
 import { dialTcp, listenTcp, type TcpListener } from "./transport/tcp.ts";
 
 /** Everything needed to run one peer. Built by the CLI from its arguments, or by tests. */

@@ -1,5 +1,5 @@
 import { ConfigError } from "../errors.ts";
-import type { Endpoint } from "../transport/byte-stream.ts";
+import type { Endpoint } from "../protocol/endpoint.ts";
 
 /**
  * Parses a port. `allowZero` admits 0 (listen on any free port); a dial target must be

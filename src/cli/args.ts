@@ -1,11 +1,11 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { defineCommand } from "citty";
 import { ConfigError } from "../errors.ts";
-import { DEFAULT_DEGREE } from "../node/mesh.ts";
+import { DEFAULT_DEGREE } from "../mesh/mesh.ts";
 import { DEFAULT_MAX_PEERS } from "../node/peer-node.ts";
+import type { Endpoint } from "../protocol/endpoint.ts";
 import { nickProblem } from "../protocol/text.ts";
 import { DEFAULT_ROOM, roomNameProblem } from "../secure/room.ts";
-import type { Endpoint } from "../transport/byte-stream.ts";
 import { VERSION } from "../version.ts";
 import { parseEndpoint, parseHost, parsePort } from "./address.ts";
 

@@ -1,8 +1,8 @@
 import { ConfigError } from "../errors.ts";
 import type { ConnectOutcome } from "../node/peer-node.ts";
+import type { Endpoint } from "../protocol/endpoint.ts";
+import { formatEndpoint } from "../protocol/endpoint.ts";
 import type { RunningPeer } from "../start-peer.ts";
-import type { Endpoint } from "../transport/byte-stream.ts";
-import { formatEndpoint } from "../transport/byte-stream.ts";
 import { parseEndpoint } from "./address.ts";
 import { describePeer } from "./format.ts";
 import { helpText, parseInput } from "./input.ts";

@@ -1,5 +1,5 @@
 import type { ChatMessage, NeighbourInfo } from "../node/peer-node.ts";
-import { formatEndpoint } from "../transport/byte-stream.ts";
+import { formatEndpoint } from "../protocol/endpoint.ts";
 
 /**
  * Characters that could repaint or confuse a terminal: C0 and C1 controls (ESC starts

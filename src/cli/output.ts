@@ -1,7 +1,7 @@
 import type { ChatMessage, NeighbourInfo, PeerDown } from "../node/peer-node.ts";
-import type { PresenceChange, PresenceEntry } from "../node/presence.ts";
-import type { Endpoint } from "../transport/byte-stream.ts";
-import { formatEndpoint } from "../transport/byte-stream.ts";
+import type { PresenceChange, PresenceEntry } from "../presence/presence-tracker.ts";
+import type { Endpoint } from "../protocol/endpoint.ts";
+import { formatEndpoint } from "../protocol/endpoint.ts";
 import {
   clockTime,
   columns,

@@ -1,8 +1,9 @@
 import { ProtocolError, type ProtocolErrorCode } from "../errors.ts";
 import { WireErrorCode } from "../protocol/constants.ts";
 import { encodeBye, encodeError } from "../protocol/control.ts";
+import type { Direction, Endpoint } from "../protocol/endpoint.ts";
 import { type Frame, FrameDecoder } from "../protocol/frame-decoder.ts";
-import type { ByteStream, Direction, Endpoint, StreamClosed } from "../transport/byte-stream.ts";
+import type { ByteStream, StreamClosed } from "../transport/byte-stream.ts";
 import { MAX_PENDING_BYTES } from "../transport/limits.ts";
 
 /** How to close a connection. */

@@ -20,6 +20,8 @@ import {
   type WireError,
 } from "../protocol/control.ts";
 import { describeFrame } from "../protocol/describe.ts";
+import type { Direction, Endpoint } from "../protocol/endpoint.ts";
+import { formatEndpoint } from "../protocol/endpoint.ts";
 import { encodeFloodForward, FLOOD_HOPS_OFFSET } from "../protocol/flood.ts";
 import type { Frame } from "../protocol/frame-decoder.ts";
 import { decodeHello, encodeHello, type Hello } from "../protocol/hello.ts";
@@ -27,8 +29,7 @@ import { compareBytes, hex, latin1 } from "../protocol/hex.ts";
 import { decodePeers, type PeerAddress } from "../protocol/peers.ts";
 import { nickProblem, textProblem } from "../protocol/text.ts";
 import { generateIdentity } from "../secure/identity.ts";
-import type { ByteStream, Direction, Endpoint } from "../transport/byte-stream.ts";
-import { formatEndpoint } from "../transport/byte-stream.ts";
+import type { ByteStream } from "../transport/byte-stream.ts";
 import { CLOSE_FLUSH_TIMEOUT_MS, CONGESTED_ABOVE_BYTES } from "../transport/limits.ts";
 import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
 import { type ChatMessage, Delivery, type FloodDelivery } from "./delivery.ts";

@@ -17,10 +17,10 @@ import {
   WireErrorCode,
 } from "../protocol/constants.ts";
 import { encodeError } from "../protocol/control.ts";
+import type { Endpoint } from "../protocol/endpoint.ts";
 import type {
   ByteStream,
   ByteStreamHandler,
-  Endpoint,
   StreamClosed,
   WriteStatus,
 } from "../transport/byte-stream.ts";

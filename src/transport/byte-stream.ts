@@ -1,22 +1,11 @@
 /**
  * The transport's contract with the layers above: an ordered, reliable byte stream to
  * one remote party. Implemented over Bun's TCP sockets (tcp.ts) and in memory for tests
- * (memory-stream.ts). A secure channel will implement it too, wrapping another stream.
+ * (test/helpers/memory-stream.ts). The secure channel implements it too, wrapping another
+ * stream.
  */
 
-/** Who opened the connection: `outbound` = we dialled, `inbound` = they dialled us. */
-export type Direction = "inbound" | "outbound";
-
-/** A host and port. IPv6 hosts are bare (`::1`), bracketed only when formatted. */
-export interface Endpoint {
-  readonly host: string;
-  readonly port: number;
-}
-
-/** Formats an endpoint as `host:port`, bracketing IPv6 hosts: `[::1]:9000`. */
-export function formatEndpoint(e: Endpoint): string {
-  return e.host.includes(":") ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`;
-}
+import type { Direction, Endpoint } from "../protocol/endpoint.ts";
 
 /** Why a stream closed. */
 export interface StreamClosed {

@@ -1,13 +1,7 @@
 import type { Socket, SocketHandler, TCPSocketListener } from "bun";
 import { ConnectionError, type ConnectionErrorCode } from "../errors.ts";
-import type {
-  ByteStream,
-  ByteStreamHandler,
-  Direction,
-  Endpoint,
-  StreamClosed,
-  WriteStatus,
-} from "./byte-stream.ts";
+import type { Direction, Endpoint } from "../protocol/endpoint.ts";
+import type { ByteStream, ByteStreamHandler, StreamClosed, WriteStatus } from "./byte-stream.ts";
 import {
   CLEAR_BELOW_BYTES,
   CLOSE_FLUSH_TIMEOUT_MS,

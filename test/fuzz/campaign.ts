@@ -25,9 +25,9 @@
 import type { ChatMessage, PeerDown } from "../../src/node/peer-node.ts";
 import { FrameType } from "../../src/protocol/constants.ts";
 import { encodePing } from "../../src/protocol/control.ts";
+import type { Endpoint } from "../../src/protocol/endpoint.ts";
 import { encodeHello } from "../../src/protocol/hello.ts";
 import { type RunningPeer, startPeer } from "../../src/start-peer.ts";
-import type { Endpoint } from "../../src/transport/byte-stream.ts";
 import { CliProcess, fromSource, listenPortOf } from "../helpers/cli.ts";
 import { testLogger } from "../helpers/logger.ts";
 import { type RawClient, rawConnect } from "../helpers/raw-client.ts";

@@ -1,5 +1,5 @@
 import type { Socket } from "bun";
-import type { Endpoint } from "../../src/transport/byte-stream.ts";
+import type { Endpoint } from "../../src/protocol/endpoint.ts";
 
 /**
  * A bare TCP connection for attacking the handshake: bytes go out exactly as written

@@ -9,11 +9,11 @@ import type {
   PeerDown,
   WireTap,
 } from "../../src/node/peer-node.ts";
-import type { PresenceChange } from "../../src/node/presence.ts";
+import type { PresenceChange } from "../../src/presence/presence-tracker.ts";
 import { FrameType, MESSAGE_ID_BYTES } from "../../src/protocol/constants.ts";
+import type { Endpoint } from "../../src/protocol/endpoint.ts";
 import { hex } from "../../src/protocol/hex.ts";
 import { type RunningPeer, startPeer } from "../../src/start-peer.ts";
-import type { Endpoint } from "../../src/transport/byte-stream.ts";
 import { type TestLogger, testLogger } from "./logger.ts";
 import { randomInt } from "./random.ts";
 import { waitFor } from "./wait-for.ts";

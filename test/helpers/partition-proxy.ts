@@ -1,6 +1,6 @@
 import type { Socket, TCPSocketListener } from "bun";
 import type { Dial } from "../../src/node/peer-node.ts";
-import type { Endpoint } from "../../src/transport/byte-stream.ts";
+import type { Endpoint } from "../../src/protocol/endpoint.ts";
 import { dialTcp } from "../../src/transport/tcp.ts";
 
 /** Which half of the network a listen port belongs to. */

@@ -1,9 +1,10 @@
 import type { Socket } from "bun";
+import type { Endpoint } from "../../src/protocol/endpoint.ts";
 import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";
 import { generateIdentity, type Identity } from "../../src/secure/identity.ts";
 import { DEFAULT_ROOM } from "../../src/secure/room.ts";
 import { channelOptions, secureStream } from "../../src/secure/secure-stream.ts";
-import type { ByteStream, Endpoint } from "../../src/transport/byte-stream.ts";
+import type { ByteStream } from "../../src/transport/byte-stream.ts";
 import { dialTcp } from "../../src/transport/tcp.ts";
 
 /**

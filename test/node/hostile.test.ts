@@ -9,10 +9,10 @@ import {
   WireErrorCode,
 } from "../../src/protocol/constants.ts";
 import { decodeError } from "../../src/protocol/control.ts";
+import type { Endpoint } from "../../src/protocol/endpoint.ts";
 import { encodeFlood } from "../../src/protocol/flood.ts";
 import { encodeHello } from "../../src/protocol/hello.ts";
 import { type RunningPeer, startPeer } from "../../src/start-peer.ts";
-import type { Endpoint } from "../../src/transport/byte-stream.ts";
 import { CliProcess, fromSource, listenPortOf } from "../helpers/cli.ts";
 import { testLogger } from "../helpers/logger.ts";
 import { randomBytes, seededRandom, testSeed } from "../helpers/random.ts";

@@ -9,9 +9,9 @@ import { FrameType } from "../../src/protocol/constants.ts";
 import { decodeNonce, encodePong } from "../../src/protocol/control.ts";
 import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";
 import { encodeHello } from "../../src/protocol/hello.ts";
-import { createMemoryPair } from "../../src/transport/memory-stream.ts";
 import { FakeClock } from "../helpers/fake-clock.ts";
 import { testLogger } from "../helpers/logger.ts";
+import { createMemoryPair } from "../helpers/memory-stream.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
 const nodes: PeerNode[] = [];

@@ -26,9 +26,9 @@ import { decodeHello, encodeHello } from "../../src/protocol/hello.ts";
 import { compareBytes } from "../../src/protocol/hex.ts";
 import { identityFromSeed } from "../../src/secure/identity.ts";
 import type { ByteStream } from "../../src/transport/byte-stream.ts";
-import { createMemoryPair } from "../../src/transport/memory-stream.ts";
 import { FakeClock } from "../helpers/fake-clock.ts";
 import { testLogger } from "../helpers/logger.ts";
+import { createMemoryPair } from "../helpers/memory-stream.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
 const nodes: PeerNode[] = [];

@@ -10,7 +10,7 @@ import {
   secureStream,
 } from "../../src/secure/secure-stream.ts";
 import type { ByteStream, StreamClosed } from "../../src/transport/byte-stream.ts";
-import { createMemoryPair } from "../../src/transport/memory-stream.ts";
+import { createMemoryPair } from "../helpers/memory-stream.ts";
 import { randomBytes, randomInt, seededRandom, testSeed } from "../helpers/random.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 

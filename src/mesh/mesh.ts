@@ -1,11 +1,11 @@
 import type { ConsolaInstance } from "consola";
+import { type Clock, systemClock, type TimerHandle } from "../node/clock.ts";
+import type { NeighbourInfo, PeerDown, PeerNode } from "../node/peer-node.ts";
+import type { Endpoint } from "../protocol/endpoint.ts";
 import { fromHex, hex } from "../protocol/hex.ts";
 import { encodePeers, MAX_PEERS_PER_FRAME, type PeerAddress } from "../protocol/peers.ts";
-import type { Endpoint } from "../transport/byte-stream.ts";
 import { AddressBook, type BookEntry } from "./address-book.ts";
 import { BACKOFF_INITIAL_MS, backoffMs, jitter } from "./backoff.ts";
-import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
-import type { NeighbourInfo, PeerDown, PeerNode } from "./peer-node.ts";
 
 /** Default number of links each node keeps (gossipsub's D, HyParView's active view). */
 export const DEFAULT_DEGREE = 4;

@@ -1,12 +1,11 @@
-import { concatBytes } from "../protocol/bytes.ts";
+import { concatBytes } from "../../src/protocol/bytes.ts";
+import type { Direction, Endpoint } from "../../src/protocol/endpoint.ts";
 import type {
   ByteStream,
   ByteStreamHandler,
-  Direction,
-  Endpoint,
   StreamClosed,
   WriteStatus,
-} from "./byte-stream.ts";
+} from "../../src/transport/byte-stream.ts";
 
 /** Options for {@link createMemoryPair}. */
 export interface MemoryPairOptions {

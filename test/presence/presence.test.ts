@@ -6,10 +6,10 @@ import {
   type PresenceChange,
   PresenceTracker,
   WELCOME_MAX_DELAY_MS,
-} from "../../src/node/presence.ts";
-import { createMemoryPair } from "../../src/transport/memory-stream.ts";
+} from "../../src/presence/presence-tracker.ts";
 import { FakeClock } from "../helpers/fake-clock.ts";
 import { testLogger } from "../helpers/logger.ts";
+import { createMemoryPair } from "../helpers/memory-stream.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
 const nodes: PeerNode[] = [];

@@ -1,10 +1,10 @@
 import { expect, test } from "bun:test";
 import { ConnectionError } from "../../src/errors.ts";
+import { PinnedPeers } from "../../src/mesh/pinned-peers.ts";
 import { PeerNode } from "../../src/node/peer-node.ts";
-import { PinnedPeers } from "../../src/node/pinned-peers.ts";
-import { createMemoryPair } from "../../src/transport/memory-stream.ts";
 import { FakeClock } from "../helpers/fake-clock.ts";
 import { testLogger } from "../helpers/logger.ts";
+import { createMemoryPair } from "../helpers/memory-stream.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
 test("an unreachable pinned address is retried at 1, 2, 4 … 30 s, and joins once it is up", async () => {

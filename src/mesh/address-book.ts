@@ -1,5 +1,5 @@
-import type { Endpoint } from "../transport/byte-stream.ts";
-import { formatEndpoint } from "../transport/byte-stream.ts";
+import type { Endpoint } from "../protocol/endpoint.ts";
+import { formatEndpoint } from "../protocol/endpoint.ts";
 import { backoffMs, jitter } from "./backoff.ts";
 
 /** How many addresses the book keeps at most. */

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { AddressBook, GOSSIP_RETRY_MS } from "../../src/node/address-book.ts";
+import { AddressBook, GOSSIP_RETRY_MS } from "../../src/mesh/address-book.ts";
 
 const at = (port: number) => ({ host: "10.0.0.1", port });
 

@@ -1,9 +1,9 @@
 import type { ConsolaInstance } from "consola";
-import type { Endpoint } from "../transport/byte-stream.ts";
-import { formatEndpoint } from "../transport/byte-stream.ts";
+import { type Clock, systemClock, type TimerHandle } from "../node/clock.ts";
+import type { ConnectOutcome, PeerNode } from "../node/peer-node.ts";
+import type { Endpoint } from "../protocol/endpoint.ts";
+import { formatEndpoint } from "../protocol/endpoint.ts";
 import { BACKOFF_INITIAL_MS, backoffMs, jitter } from "./backoff.ts";
-import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
-import type { ConnectOutcome, PeerNode } from "./peer-node.ts";
 
 interface Pin {
   readonly endpoint: Endpoint;

@@ -1,8 +1,8 @@
+import { type Clock, systemClock, type TimerHandle } from "../node/clock.ts";
+import { Emitter } from "../node/emitter.ts";
+import type { FloodDelivery, PeerNode } from "../node/peer-node.ts";
 import { FloodKind } from "../protocol/constants.ts";
 import { encodePresenceBody } from "../protocol/presence.ts";
-import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
-import { Emitter } from "./emitter.ts";
-import type { FloodDelivery, PeerNode } from "./peer-node.ts";
 
 /** A peer announces it is still here this often. */
 export const ALIVE_INTERVAL_MS = 30_000;

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { backoffMs, jitter } from "../../src/node/backoff.ts";
+import { backoffMs, jitter } from "../../src/mesh/backoff.ts";
 
 test("back-off doubles from 1 s and stops at 30 s", () => {
   expect([0, 1, 2, 3, 4, 5, 6, 50].map((n) => backoffMs(n))).toEqual([
