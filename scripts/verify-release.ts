@@ -53,7 +53,7 @@ for (const { target, file } of RELEASE_TARGETS) {
   const hash = createHash("sha256").update(bytes).digest("hex");
   const ok = format === EXPECTED[target] && sums.get(file) === hash;
   console.log(
-    `${ok ? "ok  " : "FAIL"} ${file}: ${format}, ${(bytes.length / 1e6).toFixed(1)} MB, sha256 ${ok ? "matches" : "MISMATCH or wrong format"}`,
+    `${ok ? "✓" : "✗ FAILED:"} ${file}: ${format}, ${(bytes.length / 1e6).toFixed(1)} MB, sha256 ${ok ? "matches" : "MISMATCH or wrong format"}`,
   );
   failed ||= !ok;
 }
@@ -64,7 +64,7 @@ const host = join(
 );
 const run = Bun.spawnSync([host, "--version"]);
 const version = run.stdout.toString().trim();
-console.log(`${run.exitCode === 0 ? "ok  " : "FAIL"} ${host} --version → ${version}`);
+console.log(`${run.exitCode === 0 ? "✓" : "✗ FAILED:"} ${host} --version → ${version}`);
 failed ||= run.exitCode !== 0;
 
 // The ARM64 Linux build, run under qemu-user where it is installed: it must not only
@@ -98,7 +98,7 @@ if (qemu && (await Bun.file(join(sysroot, "lib", "ld-linux-aarch64.so.1")).exist
   const heard = send.exitCode === 0 && (await readUntil("hello from arm64"));
   listener.kill();
   console.log(
-    `${heard ? "ok  " : "FAIL"} peerchat-linux-arm64 (qemu) sent a message to the x64 build`,
+    `${heard ? "✓" : "✗ FAILED:"} peerchat-linux-arm64 (qemu) sent a message to the x64 build`,
   );
   failed ||= !heard;
 } else {

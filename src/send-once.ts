@@ -1,10 +1,9 @@
 import type { ConsolaInstance } from "consola";
+import { secureLinks } from "./link/secure-links.ts";
 import { type ChatMessage, type NeighbourInfo, PeerNode } from "./node/peer-node.ts";
 import type { Endpoint } from "./protocol/endpoint.ts";
 import { generateIdentity, type Identity } from "./secure/identity.ts";
 import { DEFAULT_ROOM } from "./secure/room.ts";
-import { channelOptions, secureDialer } from "./secure/secure-stream.ts";
-import { dialTcp } from "./transport/tcp.ts";
 
 /** How long {@link sendOnce} waits for its messages to leave before giving up. */
 export const SEND_FLUSH_TIMEOUT_MS = 5000;
@@ -48,7 +47,7 @@ export async function sendOnce(config: SendOnceConfig): Promise<SendOnceResult> 
     listenPort: 0,
     logger: config.logger,
     identity,
-    dial: secureDialer(dialTcp, channelOptions(identity, config.room ?? DEFAULT_ROOM)),
+    dial: secureLinks(identity, config.room ?? DEFAULT_ROOM).dial,
   });
   const outcome = await node.connect(config.peer);
   if (outcome.status !== "connected" && outcome.status !== "already-connected") {

@@ -1,4 +1,5 @@
 import type { ConsolaInstance } from "consola";
+import { secureLinks } from "./link/secure-links.ts";
 import { DEFAULT_DEGREE, Mesh } from "./mesh/mesh.ts";
 import { PinnedPeers } from "./mesh/pinned-peers.ts";
 import { type Clock, systemClock } from "./node/clock.ts";
@@ -6,7 +7,6 @@ import type { FloodLimits } from "./node/flood-limits.ts";
 import {
   type ConnectOutcome,
   DEFAULT_MAX_PEERS,
-  type Dial,
   PeerNode,
   type WireTap,
 } from "./node/peer-node.ts";
@@ -17,8 +17,8 @@ import type { Endpoint } from "./protocol/endpoint.ts";
 import { formatEndpoint } from "./protocol/endpoint.ts";
 import { generateIdentity, type Identity } from "./secure/identity.ts";
 import { DEFAULT_ROOM } from "./secure/room.ts";
-import { channelOptions, secureDialer, secureStream } from "./secure/secure-stream.ts";
-import { dialTcp, listenTcp, type TcpListener } from "./transport/tcp.ts";
+import type { StreamDial } from "./transport/byte-stream.ts";
+import { listenTcp, type TcpListener } from "./transport/tcp.ts";
 
 /** Everything needed to run one peer. Built by the CLI from its arguments, or by tests. */
 export interface PeerConfig {
@@ -40,8 +40,8 @@ export interface PeerConfig {
   readonly room?: string;
   /** Test hooks. */
   readonly clock?: Clock;
-  /** How to dial (fault injection); the secure channel is added on top. */
-  readonly dial?: Dial;
+  /** How to open a byte stream (fault injection); the secure channel is added on top. */
+  readonly dial?: StreamDial;
   readonly tap?: WireTap;
   readonly handshakeTimeoutMs?: number;
   /** FLOOD rate limits (benchmarks turn them off); the defaults otherwise. */
@@ -70,12 +70,12 @@ export interface RunningPeer {
 export function startPeer(config: PeerConfig): RunningPeer {
   let node: PeerNode | undefined;
   const identity = config.identity ?? generateIdentity();
-  const channel = channelOptions(identity, config.room ?? DEFAULT_ROOM);
+  const links = secureLinks(identity, config.room ?? DEFAULT_ROOM, config.dial);
   const listener: TcpListener = listenTcp({
     host: config.host,
     port: config.port,
     onStream: (stream) => {
-      if (node) node.addConnection(secureStream(stream, channel));
+      if (node) node.addConnection(links.accept(stream));
       else stream.destroy();
     },
   });
@@ -85,7 +85,7 @@ export function startPeer(config: PeerConfig): RunningPeer {
       nick: config.nick ?? defaultNick(listen),
       listenPort: listener.port,
       logger: config.logger,
-      dial: secureDialer(config.dial ?? dialTcp, channel),
+      dial: links.dial,
       maxPeers: config.maxPeers ?? DEFAULT_MAX_PEERS,
       ...(config.clock ? { clock: config.clock } : {}),
       identity,

@@ -41,8 +41,15 @@ export interface ConnectionHandler {
    */
   frame(frame: Frame): void;
   close(info: ConnectionClosed): void;
-  /** The send queue, congested earlier, has drained (see {@link Connection.congested}). */
+  /** The send queue, congested earlier, has drained below the transport's clear mark. */
   clear?(): void;
+  /**
+   * Sees the BYE or ERROR frame written by `close`, so that traces and taps see every
+   * frame that leaves, not only those passed to `send`.
+   */
+  finalFrame?(frame: Uint8Array): void;
+  /** Receives an exception thrown by `close` above (a bug there), which must not escape. */
+  handlerError?(error: unknown): void;
 }
 
 /** Byte and frame counters for one connection. */
@@ -83,16 +90,13 @@ export interface Connection {
   resume(): void;
 }
 
-/** Hooks for {@link FrameConnection}. */
-export interface FrameConnectionOptions {
-  /**
-   * Sees the BYE or ERROR frame written by `close`, so that traces and taps see every
-   * frame that leaves, not only those passed to `send`.
-   */
-  readonly onFinalFrame?: (frame: Uint8Array) => void;
-  /** Receives an exception thrown by the handler's `close` (a bug above this layer). */
-  readonly onHandlerError?: (error: unknown) => void;
-}
+/** Dials an endpoint and brings up a link to it; never rejects. */
+export type Dial = (endpoint: Endpoint) => Promise<DialOutcome>;
+
+/** What a {@link Dial} gives: a connection, not yet started, or why there is none. */
+export type DialOutcome =
+  | { readonly ok: true; readonly connection: Connection }
+  | { readonly ok: false; readonly error: Error };
 
 let nextConnectionId = 1;
 
@@ -111,10 +115,7 @@ export class FrameConnection implements Connection {
   private draining = false;
   private reported = false;
 
-  constructor(
-    private readonly stream: ByteStream,
-    private readonly options: FrameConnectionOptions = {},
-  ) {}
+  constructor(private readonly stream: ByteStream) {}
 
   get direction(): Direction {
     return this.stream.direction;
@@ -190,7 +191,7 @@ export class FrameConnection implements Connection {
   }
 
   private endWith(frame: Uint8Array): void {
-    this.options.onFinalFrame?.(frame);
+    this.handler?.finalFrame?.(frame);
     this.stream.end(frame);
   }
 
@@ -266,7 +267,7 @@ export class FrameConnection implements Connection {
     } catch (error) {
       // A bug in the layer above must not escape into the socket's callback, or into
       // whoever happened to trigger the close (a dial in progress, say).
-      this.options.onHandlerError?.(error);
+      this.handler?.handlerError?.(error);
     }
   }
 }

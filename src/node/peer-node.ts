@@ -1,6 +1,6 @@
 import type { ConsolaInstance } from "consola";
 import { ConfigError, ProtocolError } from "../errors.ts";
-import { type Connection, type ConnectionClosed, FrameConnection } from "../link/connection.ts";
+import type { Connection, ConnectionClosed, Dial } from "../link/connection.ts";
 import { encodeUtf8 } from "../protocol/byte-writer.ts";
 import {
   FloodKind,
@@ -29,7 +29,6 @@ import { compareBytes, hex, latin1 } from "../protocol/hex.ts";
 import { decodePeers, type PeerAddress } from "../protocol/peers.ts";
 import { nickProblem, textProblem } from "../protocol/text.ts";
 import { generateIdentity } from "../secure/identity.ts";
-import type { ByteStream } from "../transport/byte-stream.ts";
 import { CLOSE_FLUSH_TIMEOUT_MS, CONGESTED_ABOVE_BYTES } from "../transport/limits.ts";
 import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
 import { type ChatMessage, Delivery, type FloodDelivery } from "./delivery.ts";
@@ -155,11 +154,6 @@ export type SendOutcome =
    * by the neighbours. Try again in `retryInMs`.
    */
   | { readonly status: "throttled"; readonly retryInMs: number };
-
-/** Dials an endpoint; provided by the transport (TCP) or by tests. Never rejects. */
-export type Dial = (
-  endpoint: Endpoint,
-) => Promise<{ ok: true; stream: ByteStream } | { ok: false; error: Error }>;
 
 /** Observes every frame in and out, for tests and tooling. Must not throw. */
 export interface WireTap {
@@ -386,23 +380,21 @@ export class PeerNode {
    * within the handshake deadline. Inbound connections past the cap are refused with
    * an ERROR frame.
    */
-  addConnection(stream: ByteStream, dial?: PendingDial): void {
+  addConnection(conn: Connection, dial?: PendingDial): void {
     let link: Link | undefined;
-    const conn = new FrameConnection(stream, {
-      onFinalFrame: (frame) => this.observeOut(link, conn, frame),
-      onHandlerError: (error) => this.log.error("closing a connection failed:", error),
-    });
+    const handlerError = (error: unknown) => this.log.error("closing a connection failed:", error);
+    const finalFrame = (frame: Uint8Array) => this.observeOut(link, conn, frame);
     if (
-      stream.direction === "inbound" &&
+      conn.direction === "inbound" &&
       !this.closing &&
       this.pendingInbound() >= this.maxPendingHandshakes
     ) {
       // A connection storm: refuse at once, before any cryptography or buffering, so
       // the neighbours we have keep being served. Real peers retry with back-off.
-      conn.start({ frame() {}, close() {} });
+      conn.start({ frame() {}, close() {}, finalFrame, handlerError });
       conn.close({ kind: "quiet", reason: "too many pending handshakes" });
       this.log.debug(
-        `refusing ${formatEndpoint(stream.remote)}: ${this.maxPendingHandshakes} handshakes pending`,
+        `refusing ${formatEndpoint(conn.remote)}: ${this.maxPendingHandshakes} handshakes pending`,
       );
       return;
     }
@@ -411,10 +403,10 @@ export class PeerNode {
       const reason = this.closing
         ? "peer is shutting down"
         : `at the connection cap (${this.maxPeers})`;
-      conn.start({ frame() {}, close() {} });
-      if (stream.direction === "inbound" && !this.closing) {
+      conn.start({ frame() {}, close() {}, finalFrame, handlerError });
+      if (conn.direction === "inbound" && !this.closing) {
         // Only a full listener says so on the wire: it is the one case the dialler can act on.
-        this.log.info(`refusing ${formatEndpoint(stream.remote)}: too many peers`);
+        this.log.info(`refusing ${formatEndpoint(conn.remote)}: too many peers`);
         conn.close({
           kind: "error",
           code: WireErrorCode.TooManyPeers,
@@ -477,6 +469,8 @@ export class PeerNode {
       frame: (frame) => this.onFrame(self, frame),
       close: (info) => this.onClose(self, info),
       clear: () => this.clearCongestion(self),
+      finalFrame,
+      handlerError,
     });
     if (this.holding.size > 0) this.updateReading();
   }
@@ -501,17 +495,18 @@ export class PeerNode {
     }
     const result = await this.dialer(endpoint);
     if (!result.ok) return { status: "failed", reason: result.error.message };
+    const conn = result.connection;
     if (this.closing) {
-      result.stream.destroy();
+      conn.abort();
       return { status: "failed", reason: "peer is shutting down" };
     }
     return new Promise((resolve) => {
       try {
-        this.addConnection(result.stream, { endpoint, resolve });
+        this.addConnection(conn, { endpoint, resolve });
       } catch (error) {
         // A bug, but a dial must still end in an outcome: callers retry on "failed".
         this.log.error(`setting up the connection to ${formatEndpoint(endpoint)} failed:`, error);
-        result.stream.destroy();
+        conn.abort();
         resolve({ status: "failed", reason: "internal error" });
       }
     });

@@ -69,3 +69,13 @@ export interface ByteStream {
   pause(): void;
   resume(): void;
 }
+
+/**
+ * Opens a byte stream to an endpoint: TCP by default, a fault-injecting proxy in tests.
+ * Never rejects.
+ */
+export type StreamDial = (
+  endpoint: Endpoint,
+) => Promise<
+  { readonly ok: true; readonly stream: ByteStream } | { readonly ok: false; readonly error: Error }
+>;

@@ -1,3 +1,4 @@
+import { type Connection, FrameConnection } from "../../src/link/connection.ts";
 import { concatBytes } from "../../src/protocol/bytes.ts";
 import type { Direction, Endpoint } from "../../src/protocol/endpoint.ts";
 import type {
@@ -37,6 +38,14 @@ export function createMemoryPair(
   out.peer = inb;
   inb.peer = out;
   return [out, inb];
+}
+
+/** {@link createMemoryPair} with frames over it: two linked connections, as a node sees them. */
+export function createLinkPair(
+  options: MemoryPairOptions = {},
+): [outbound: Connection, inbound: Connection] {
+  const [out, inb] = createMemoryPair(options);
+  return [new FrameConnection(out), new FrameConnection(inb)];
 }
 
 class MemoryStream implements ByteStream {

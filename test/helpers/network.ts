@@ -2,18 +2,13 @@ import { expect } from "bun:test";
 import type { Connection } from "../../src/link/connection.ts";
 import type { Clock } from "../../src/node/clock.ts";
 import type { FloodLimits } from "../../src/node/flood-limits.ts";
-import type {
-  ChatMessage,
-  Dial,
-  NeighbourInfo,
-  PeerDown,
-  WireTap,
-} from "../../src/node/peer-node.ts";
+import type { ChatMessage, NeighbourInfo, PeerDown, WireTap } from "../../src/node/peer-node.ts";
 import type { PresenceChange } from "../../src/presence/presence-tracker.ts";
 import { FrameType, MESSAGE_ID_BYTES } from "../../src/protocol/constants.ts";
 import type { Endpoint } from "../../src/protocol/endpoint.ts";
 import { hex } from "../../src/protocol/hex.ts";
 import { type RunningPeer, startPeer } from "../../src/start-peer.ts";
+import type { StreamDial } from "../../src/transport/byte-stream.ts";
 import { type TestLogger, testLogger } from "./logger.ts";
 import { randomInt } from "./random.ts";
 import { waitFor } from "./wait-for.ts";
@@ -42,7 +37,7 @@ export interface PeerOptions {
   /** Bootstrap peers, as on the command line. */
   readonly peers?: readonly Endpoint[];
   /** How this peer dials (for fault injection); default real TCP. */
-  readonly dial?: Dial;
+  readonly dial?: StreamDial;
   /** Time source (a counting clock finds leaked timers); default the real clock. */
   readonly clock?: Clock;
   /** FLOOD rate limits; the defaults unless a test floods on purpose. */

@@ -1,6 +1,6 @@
 import type { Socket, TCPSocketListener } from "bun";
-import type { Dial } from "../../src/node/peer-node.ts";
 import type { Endpoint } from "../../src/protocol/endpoint.ts";
+import type { StreamDial } from "../../src/transport/byte-stream.ts";
 import { dialTcp } from "../../src/transport/tcp.ts";
 
 /** Which half of the network a listen port belongs to. */
@@ -27,7 +27,7 @@ export class PartitionProxy {
   }
 
   /** The dial function for a peer in `side`: direct within its half, via the proxy across. */
-  dialer(side: Side): Dial {
+  dialer(side: Side): StreamDial {
     return (endpoint: Endpoint) => {
       const target = this.sides.get(endpoint.port);
       if (target === undefined || target === side) return dialTcp(endpoint);

@@ -4,7 +4,7 @@ import { PinnedPeers } from "../../src/mesh/pinned-peers.ts";
 import { PeerNode } from "../../src/node/peer-node.ts";
 import { FakeClock } from "../helpers/fake-clock.ts";
 import { testLogger } from "../helpers/logger.ts";
-import { createMemoryPair } from "../helpers/memory-stream.ts";
+import { createLinkPair } from "../helpers/memory-stream.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
 test("an unreachable pinned address is retried at 1, 2, 4 … 30 s, and joins once it is up", async () => {
@@ -20,9 +20,9 @@ test("an unreachable pinned address is retried at 1, 2, 4 … 30 s, and joins on
     dial: async () => {
       dials.push(clock.now());
       if (!up) return { ok: false, error: new ConnectionError("REFUSED", "connection refused") };
-      const [out, inb] = createMemoryPair();
+      const [out, inb] = createLinkPair();
       up.addConnection(inb);
-      return { ok: true, stream: out };
+      return { ok: true, connection: out };
     },
   });
   // random() = 0: no jitter, so the schedule is exact (jitter has its own test).

@@ -1,4 +1,5 @@
 import { afterEach, expect, test } from "bun:test";
+import { FrameConnection } from "../../src/link/connection.ts";
 import {
   DEAD_AFTER_IDLE_MS,
   type PeerDown,
@@ -27,7 +28,7 @@ async function setup() {
   const downs: PeerDown[] = [];
   node.events.on("peer-down", (d) => downs.push(d));
   const [out, inb] = createMemoryPair();
-  node.addConnection(inb);
+  node.addConnection(new FrameConnection(inb));
   const decoder = new FrameDecoder();
   const frames: Array<{ type: number; payload: Uint8Array }> = [];
   out.start({

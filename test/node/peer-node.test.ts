@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { FrameConnection } from "../../src/link/connection.ts";
 import {
   type ChatMessage,
   type PeerDown,
@@ -28,7 +29,7 @@ import { identityFromSeed } from "../../src/secure/identity.ts";
 import type { ByteStream } from "../../src/transport/byte-stream.ts";
 import { FakeClock } from "../helpers/fake-clock.ts";
 import { testLogger } from "../helpers/logger.ts";
-import { createMemoryPair } from "../helpers/memory-stream.ts";
+import { createLinkPair, createMemoryPair } from "../helpers/memory-stream.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
 const nodes: PeerNode[] = [];
@@ -65,7 +66,7 @@ function makeNode(
 
 /** Links two nodes through an in-memory pair: `a` dials `b`. */
 function link(a: PeerNode, b: PeerNode, split?: (bytes: Uint8Array) => Uint8Array[], delayMs = 0) {
-  const [out, inb] = createMemoryPair({ ...(split ? { split } : {}), delayMs });
+  const [out, inb] = createLinkPair({ ...(split ? { split } : {}), delayMs });
   a.addConnection(out);
   b.addConnection(inb);
 }
@@ -73,7 +74,7 @@ function link(a: PeerNode, b: PeerNode, split?: (bytes: Uint8Array) => Uint8Arra
 /** The far end of a memory pair, driven by hand: raw frames in and out. */
 function rawPeer(node: PeerNode) {
   const [out, inb] = createMemoryPair();
-  node.addConnection(inb);
+  node.addConnection(new FrameConnection(inb));
   const decoder = new FrameDecoder();
   const frames: Array<{ type: number; payload: Uint8Array }> = [];
   const raw = { frames, closed: false, stream: out as ByteStream };
@@ -173,7 +174,7 @@ describe("PeerNode handshake", () => {
 
   test("dialling ourselves closes quietly and reports it", async () => {
     const a = makeNode("alice");
-    const [out, inb] = createMemoryPair();
+    const [out, inb] = createLinkPair();
     const outcome = new Promise((resolve) =>
       a.node.addConnection(out, { endpoint: { host: "memory", port: 2 }, resolve }),
     );

@@ -9,7 +9,7 @@ import {
 } from "../../src/presence/presence-tracker.ts";
 import { FakeClock } from "../helpers/fake-clock.ts";
 import { testLogger } from "../helpers/logger.ts";
-import { createMemoryPair } from "../helpers/memory-stream.ts";
+import { createLinkPair } from "../helpers/memory-stream.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
 const nodes: PeerNode[] = [];
@@ -27,7 +27,7 @@ function member(nick: string, clock: FakeClock) {
 }
 
 function link(a: PeerNode, b: PeerNode) {
-  const [out, inb] = createMemoryPair();
+  const [out, inb] = createLinkPair();
   a.addConnection(out);
   b.addConnection(inb);
 }
