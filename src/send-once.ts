@@ -1,6 +1,8 @@
 import type { ConsolaInstance } from "consola";
 import { secureLinks } from "./link/secure-links.ts";
-import { type ChatMessage, type NeighbourInfo, PeerNode } from "./node/peer-node.ts";
+import type { ChatMessage } from "./node/delivery.ts";
+import type { NeighbourInfo } from "./node/node-events.ts";
+import { PeerNode } from "./node/peer-node.ts";
 import type { Endpoint } from "./protocol/endpoint.ts";
 import { generateIdentity, type Identity } from "./secure/identity.ts";
 import { DEFAULT_ROOM } from "./secure/room.ts";

@@ -4,12 +4,10 @@ import { DEFAULT_DEGREE, Mesh } from "./mesh/mesh.ts";
 import { PinnedPeers } from "./mesh/pinned-peers.ts";
 import { type Clock, systemClock } from "./node/clock.ts";
 import type { FloodLimits } from "./node/flood-limits.ts";
-import {
-  type ConnectOutcome,
-  DEFAULT_MAX_PEERS,
-  PeerNode,
-  type WireTap,
-} from "./node/peer-node.ts";
+import { DEFAULT_MAX_PEERS } from "./node/handshake.ts";
+import type { ConnectOutcome } from "./node/node-events.ts";
+import { PeerNode } from "./node/peer-node.ts";
+import type { WireTap } from "./node/trace.ts";
 import { PresenceTracker } from "./presence/presence-tracker.ts";
 import { MAX_NICK_BYTES } from "./protocol/constants.ts";
 import { truncateUtf8 } from "./protocol/control.ts";

@@ -4,8 +4,8 @@
  * it: the benchmark measures the relay, not the printing of messages.
  */
 import { createConsola } from "consola/core";
+import type { ChatMessage } from "../../src/node/delivery.ts";
 import { NO_FLOOD_LIMITS } from "../../src/node/flood-limits.ts";
-import type { ChatMessage } from "../../src/node/peer-node.ts";
 import { FrameType, MESSAGE_ID_BYTES } from "../../src/protocol/constants.ts";
 import { startPeer } from "../../src/start-peer.ts";
 import { type Command, rssBytes, serve, wallMs, yieldToLoop } from "./control.ts";

@@ -2,7 +2,7 @@ import { type ParseArgsConfig, parseArgs } from "node:util";
 import { defineCommand } from "citty";
 import { ConfigError } from "../errors.ts";
 import { DEFAULT_DEGREE } from "../mesh/mesh.ts";
-import { DEFAULT_MAX_PEERS } from "../node/peer-node.ts";
+import { DEFAULT_MAX_PEERS } from "../node/handshake.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { nickProblem } from "../protocol/text.ts";
 import { DEFAULT_ROOM, roomNameProblem } from "../secure/room.ts";

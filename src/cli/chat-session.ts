@@ -1,5 +1,5 @@
 import { ConfigError } from "../errors.ts";
-import type { ConnectOutcome } from "../node/peer-node.ts";
+import type { ConnectOutcome } from "../node/node-events.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";
 import type { RunningPeer } from "../start-peer.ts";

@@ -1,4 +1,5 @@
-import type { ChatMessage, NeighbourInfo } from "../node/peer-node.ts";
+import type { ChatMessage } from "../node/delivery.ts";
+import type { NeighbourInfo } from "../node/node-events.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";
 
 /**

@@ -1,4 +1,5 @@
-import type { ChatMessage, NeighbourInfo, PeerDown } from "../node/peer-node.ts";
+import type { ChatMessage } from "../node/delivery.ts";
+import type { NeighbourInfo, PeerDown } from "../node/node-events.ts";
 import type { PresenceChange, PresenceEntry } from "../presence/presence-tracker.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";

@@ -4,14 +4,16 @@ import { encodeBye, encodeError } from "../protocol/control.ts";
 import type { Direction, Endpoint } from "../protocol/endpoint.ts";
 import { type Frame, FrameDecoder } from "../protocol/frame-decoder.ts";
 import type { ByteStream, StreamClosed } from "../transport/byte-stream.ts";
-import { MAX_PENDING_BYTES } from "../transport/limits.ts";
+import { CONGESTED_ABOVE_BYTES, MAX_PENDING_BYTES } from "../transport/limits.ts";
 
 /** How to close a connection. */
 export type CloseRequest =
   /** Graceful leave: BYE with a reason, flushed, then the link closes. */
   | { readonly kind: "bye"; readonly reason: string }
-  /** A protocol or policy failure: ERROR (best effort), then close. */
+  /** A policy failure: ERROR (best effort), then close. */
   | { readonly kind: "error"; readonly code: WireErrorCode; readonly message: string }
+  /** The remote broke the protocol: ERROR with the matching code, then close. */
+  | { readonly kind: "violation"; readonly error: ProtocolError }
   /**
    * No frame: self-dials, duplicate links, dead links. With `drain`, frames still
    * arriving are delivered until the remote closes too: the other end of a duplicate
@@ -74,6 +76,11 @@ export interface Connection {
   readonly pendingBytes: number;
   /** Bytes the kernel has taken so far. */
   readonly bytesSent: number;
+  /**
+   * More is queued than the transport's congestion mark: flow control holds the other
+   * links back until `clear` reports it drained.
+   */
+  readonly congested: boolean;
   readonly closed: boolean;
   start(handler: ConnectionHandler): void;
   /**
@@ -132,6 +139,9 @@ export class FrameConnection implements Connection {
   get bytesSent(): number {
     return this.stream.bytesSent;
   }
+  get congested(): boolean {
+    return this.stream.pendingBytes > CONGESTED_ABOVE_BYTES;
+  }
   get closed(): boolean {
     return this.reported || this.localClose !== undefined || this.stream.closed;
   }
@@ -169,6 +179,14 @@ export class FrameConnection implements Connection {
   ): void {
     if (this.localClose || this.reported) return;
     switch (request.kind) {
+      case "violation": {
+        const { error } = request;
+        const reason = `protocol error: ${error.message}`;
+        const code = wireCodeFor(error.code);
+        this.localClose = { by: "local", reason, code, error };
+        this.endWith(encodeError({ code, message: error.message }));
+        break;
+      }
       case "bye":
         this.localClose = { by: "local", reason: request.reason };
         this.endWith(encodeBye(request.reason));
@@ -241,10 +259,7 @@ export class FrameConnection implements Connection {
       return;
     }
     if (error instanceof ProtocolError) {
-      this.close(
-        { kind: "error", code: wireCodeFor(error.code), message: error.message },
-        { reason: `protocol error: ${error.message}`, error },
-      );
+      this.close({ kind: "violation", error });
     } else {
       // The detail stays in the local log; the remote learns only that we gave up.
       const message = error instanceof Error ? error.message : String(error);
@@ -301,3 +316,6 @@ function describeSocketError(code: string): string {
       return `connection lost (${code})`;
   }
 }
+
+/** How long a closing connection may take to flush before it is closed regardless. */
+export { CLOSE_FLUSH_TIMEOUT_MS } from "../transport/limits.ts";

@@ -1,6 +1,7 @@
 import type { ConsolaInstance } from "consola";
 import { type Clock, systemClock, type TimerHandle } from "../node/clock.ts";
-import type { NeighbourInfo, PeerDown, PeerNode } from "../node/peer-node.ts";
+import type { NeighbourInfo, PeerDown } from "../node/node-events.ts";
+import type { PeerNode } from "../node/peer-node.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { fromHex, hex } from "../protocol/hex.ts";
 import { encodePeers, MAX_PEERS_PER_FRAME, type PeerAddress } from "../protocol/peers.ts";

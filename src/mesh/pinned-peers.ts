@@ -1,6 +1,7 @@
 import type { ConsolaInstance } from "consola";
 import { type Clock, systemClock, type TimerHandle } from "../node/clock.ts";
-import type { ConnectOutcome, PeerNode } from "../node/peer-node.ts";
+import type { ConnectOutcome } from "../node/node-events.ts";
+import type { PeerNode } from "../node/peer-node.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";
 import { BACKOFF_INITIAL_MS, backoffMs, jitter } from "./backoff.ts";

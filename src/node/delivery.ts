@@ -1,6 +1,14 @@
-import { decodeUtf8, readU32 } from "../protocol/byte-reader.ts";
-import { FloodKind, MESSAGE_ID_BYTES, NODE_ID_BYTES } from "../protocol/constants.ts";
-import { FLOOD_HEADER_BYTES, FLOOD_HOPS_OFFSET } from "../protocol/flood.ts";
+import { decodeUtf8 } from "../protocol/byte-reader.ts";
+import { chatNickRange, chatTextRange } from "../protocol/chat.ts";
+import { FloodKind, NODE_ID_BYTES } from "../protocol/constants.ts";
+import {
+  floodBodyAt,
+  floodId,
+  floodKind,
+  floodOrigin,
+  floodSentAt,
+  floodSeq,
+} from "../protocol/flood.ts";
 import { hex } from "../protocol/hex.ts";
 import type { Presence } from "../protocol/presence.ts";
 
@@ -39,11 +47,6 @@ export interface FloodDelivery {
   readonly body: Uint8Array;
 }
 
-const ORIGIN_OFFSET = MESSAGE_ID_BYTES;
-const SEQ_OFFSET = MESSAGE_ID_BYTES + NODE_ID_BYTES;
-const SENT_AT_OFFSET = SEQ_OFFSET + 4;
-const KIND_OFFSET = FLOOD_HOPS_OFFSET + 1;
-
 /** One-entry memo of origin → hex: consecutive messages mostly come from one author. */
 const lastOrigin = new Uint8Array(NODE_ID_BYTES);
 let lastOriginHex = "";
@@ -78,44 +81,42 @@ export class Delivery implements ChatMessage, FloodDelivery {
   }
 
   get kind(): number {
-    return this.bytes[this.base + KIND_OFFSET] as number;
+    return floodKind(this.bytes, this.base);
   }
 
   get id(): string {
-    this.cachedId ??= hex(this.bytes.subarray(this.base, this.base + MESSAGE_ID_BYTES));
+    this.cachedId ??= hex(floodId(this.bytes, this.base));
     return this.cachedId;
   }
 
   get origin(): string {
-    const b = this.bytes;
-    const at = this.base + ORIGIN_OFFSET;
+    const origin = floodOrigin(this.bytes, this.base);
     let same = lastOriginHex !== "";
-    for (let i = 0; same && i < NODE_ID_BYTES; i++) same = b[at + i] === lastOrigin[i];
+    for (let i = 0; same && i < NODE_ID_BYTES; i++) same = origin[i] === lastOrigin[i];
     if (!same) {
-      lastOrigin.set(b.subarray(at, at + NODE_ID_BYTES));
+      lastOrigin.set(origin);
       lastOriginHex = hex(lastOrigin);
     }
     return lastOriginHex;
   }
 
   get seq(): number {
-    return readU32(this.bytes, this.base + SEQ_OFFSET);
+    return floodSeq(this.bytes, this.base);
   }
 
   get sentAt(): number {
-    const at = this.base + SENT_AT_OFFSET;
-    return readU32(this.bytes, at) * 0x1_0000_0000 + readU32(this.bytes, at + 4);
+    return floodSentAt(this.bytes, this.base);
   }
 
   get body(): Uint8Array {
-    return this.bytes.subarray(this.base + FLOOD_HEADER_BYTES, this.end);
+    return this.bytes.subarray(floodBodyAt(this.base), this.end);
   }
 
   get nick(): string {
     if (this.cachedNick === undefined) {
       if (this.kind === FloodKind.Chat) {
-        const at = this.base + FLOOD_HEADER_BYTES;
-        this.cachedNick = decodeUtf8(this.bytes.subarray(at + 2, at + 2 + this.u16(at)), "nick");
+        const [start, end] = chatNickRange(this.bytes, floodBodyAt(this.base));
+        this.cachedNick = decodeUtf8(this.bytes.subarray(start, end), "nick");
       } else {
         this.cachedNick = this.presence && "nick" in this.presence ? this.presence.nick : "";
       }
@@ -127,9 +128,8 @@ export class Delivery implements ChatMessage, FloodDelivery {
   get text(): string {
     if (this.cachedText === undefined) {
       if (this.kind !== FloodKind.Chat) return "";
-      const body = this.base + FLOOD_HEADER_BYTES;
-      const at = body + 2 + this.u16(body);
-      this.cachedText = decodeUtf8(this.bytes.subarray(at + 2, at + 2 + this.u16(at)), "text");
+      const [start, end] = chatTextRange(this.bytes, floodBodyAt(this.base));
+      this.cachedText = decodeUtf8(this.bytes.subarray(start, end), "text");
     }
     return this.cachedText;
   }
@@ -138,9 +138,5 @@ export class Delivery implements ChatMessage, FloodDelivery {
   toJSON(): ChatMessage {
     const { id, origin, seq, nick, text, sentAt, receivedAt, hops, own } = this;
     return { id, origin, seq, nick, text, sentAt, receivedAt, hops, own };
-  }
-
-  private u16(offset: number): number {
-    return ((this.bytes[offset] as number) << 8) | (this.bytes[offset + 1] as number);
   }
 }

@@ -1,24 +1,31 @@
 import { ProtocolError } from "../errors.ts";
-import { readU64 } from "../protocol/byte-reader.ts";
 import { ByteWriter, writeU32 } from "../protocol/byte-writer.ts";
-import { checkChatBody } from "../protocol/chat.ts";
+import { copyBytes } from "../protocol/bytes.ts";
+import { chatBodyBytes, checkChatBody, writeChatBody } from "../protocol/chat.ts";
 import {
   FloodKind,
+  FRAME_HEADER_BYTES,
   FrameType,
   MAX_HOPS,
   MESSAGE_ID_BYTES,
-  NODE_ID_BYTES,
-  SIGNATURE_BYTES,
 } from "../protocol/constants.ts";
 import {
   FLOOD_HEADER_BYTES,
-  FLOOD_HOPS_OFFSET,
-  FLOOD_SIGNATURE_OFFSET,
+  FLOOD_PAYLOAD_OFFSET,
+  floodBodyAt,
+  floodHops,
+  floodKind,
+  floodOrigin,
+  floodOriginKey,
+  floodSentAt,
+  floodSignature,
   floodSigningBytes,
   signFloodFrame,
+  writeFloodEnvelope,
 } from "../protocol/flood.ts";
 import { decodePresenceBody, isPresenceKind, type Presence } from "../protocol/presence.ts";
 import { verifySignature } from "../secure/identity.ts";
+import { DEFAULT_FLOOD_LIMITS, type FloodLimits, OriginLimiter } from "./flood-limits.ts";
 import type { SeenCache } from "./seen-cache.ts";
 
 /** What happened to one received FLOOD. */
@@ -37,6 +44,16 @@ export type RelayOutcome =
    * it could be a replay. Dropped.
    */
   | { readonly status: "stale" }
+  /**
+   * The neighbour that sent it is over its rate: dropped unread, before anything costs
+   * us (what that means for the neighbour is the abuse guard's call).
+   */
+  | { readonly status: "throttled" }
+  /**
+   * Genuine, but its author is over the per-author rate: remembered as seen (a copy by
+   * another path is a duplicate), not delivered, not relayed.
+   */
+  | { readonly status: "origin-limited" }
   /** New: deliver it, and (if `forward`) relay it with `hops + 1` to every neighbour but the sender. */
   | {
       readonly status: "accepted";
@@ -58,9 +75,9 @@ export interface RelayStats {
   stale: number;
   /** Signatures checked (each new id once). */
   verified: number;
-  /** FLOOD frames dropped unread: their neighbour was over its rate (counted by the node). */
+  /** FLOOD frames dropped unread: their neighbour was over its rate. */
   throttled: number;
-  /** Verified messages dropped: their author was over its rate (counted by the node). */
+  /** Verified messages dropped: their author was over its rate. */
   originLimited: number;
   /** Accepted but not forwarded because hops + 1 reached {@link MAX_HOPS}. */
   hopLimited: number;
@@ -69,6 +86,13 @@ export interface RelayStats {
 const DUPLICATE: RelayOutcome = Object.freeze({ status: "duplicate" });
 const FORGED: RelayOutcome = Object.freeze({ status: "forged" });
 const STALE: RelayOutcome = Object.freeze({ status: "stale" });
+const THROTTLED: RelayOutcome = Object.freeze({ status: "throttled" });
+const ORIGIN_LIMITED: RelayOutcome = Object.freeze({ status: "origin-limited" });
+
+/** What a neighbour may still send us: one token per FLOOD frame (the guard's bucket). */
+export interface RateBudget {
+  take(now: number): boolean;
+}
 
 /** Who originates messages: a public key (the node id) and the matching signer. */
 export interface FloodSigner {
@@ -82,6 +106,8 @@ export interface RelayOptions {
   readonly verify?: (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => boolean;
   /** Fills message ids; default crypto.getRandomValues. */
   readonly fillRandom?: (bytes: Uint8Array) => void;
+  /** The per-author rate; {@link DEFAULT_FLOOD_LIMITS} by default. */
+  readonly limits?: FloodLimits;
 }
 const ACCEPTED_FORWARD: RelayOutcome = Object.freeze({
   status: "accepted",
@@ -101,11 +127,12 @@ const ID_POOL_IDS = 256;
  * The flood relay's decisions, free of sockets: which messages are new, which are
  * duplicates, what to forward. The node does the sending.
  *
- * Receiving: an id already seen is dropped. Otherwise a message whose `sentAt` is
+ * Receiving: a neighbour over its rate has the frame dropped unread. An id already
+ * seen is dropped. Otherwise a message whose `sentAt` is
  * outside the seen-cache's window is dropped (it could be a replay of one forgotten),
  * the body is validated for the kinds we know, and the origin's signature is verified:
- * only then is the id remembered (a forged copy must not block the genuine one), the
- * message delivered, and unless `hops + 1 >= MAX_HOPS` forwarded with `hops + 1`. In
+ * only then is the id remembered (a forged copy must not block the genuine one), its
+ * author held to the per-author rate, the message delivered, and unless `hops + 1 >= MAX_HOPS` forwarded with `hops + 1`. In
  * any topology, cycles included, every node therefore delivers a message once and sends
  * it over each of its links at most once. Each id is verified once, on first sight.
  *
@@ -132,6 +159,7 @@ export class Relay {
   private readonly nodeId: Uint8Array;
   private readonly verify: NonNullable<RelayOptions["verify"]>;
   private readonly fillRandom: NonNullable<RelayOptions["fillRandom"]>;
+  private readonly origins: OriginLimiter | undefined;
 
   constructor(
     private readonly signer: FloodSigner,
@@ -141,6 +169,11 @@ export class Relay {
     this.nodeId = signer.publicKey;
     this.verify = options.verify ?? verifySignature;
     this.fillRandom = options.fillRandom ?? ((bytes) => crypto.getRandomValues(bytes));
+    const limits = options.limits ?? DEFAULT_FLOOD_LIMITS;
+    this.origins =
+      limits.perOriginPerSecond === Number.POSITIVE_INFINITY
+        ? undefined
+        : new OriginLimiter(limits);
   }
 
   /**
@@ -154,21 +187,13 @@ export class Relay {
     writeBody: (w: ByteWriter) => void,
     now: number,
   ): Uint8Array {
-    const id = new Uint8Array(MESSAGE_ID_BYTES);
-    this.nextId(id, 0);
-    const w = ByteWriter.frame(FrameType.Flood, FLOOD_HEADER_BYTES + bodyBytes)
-      .bytes(id)
-      .bytes(this.nodeId)
-      .u32(++this.seq)
-      .u64(now)
-      .u8(0)
-      .u8(kind)
-      .bytes(SIGNATURE_PLACEHOLDER);
+    const w = ByteWriter.frame(FrameType.Flood, FLOOD_HEADER_BYTES + bodyBytes).skip(
+      FLOOD_HEADER_BYTES,
+    );
     writeBody(w);
-    const frame = signFloodFrame(w.done(), (m) => this.signer.sign(m));
-    this.seen.add(frame, FRAME_PAYLOAD_OFFSET, now);
-    this.stats.originated++;
-    return frame;
+    const frame = w.done();
+    this.nextId(frame, FLOOD_PAYLOAD_OFFSET);
+    return this.seal(frame, kind, now);
   }
 
   /**
@@ -176,28 +201,23 @@ export class Relay {
    * frame from already-encoded nick bytes and the first `textBytes` bytes of `text`.
    */
   originateChat(nick: Uint8Array, text: Uint8Array, textBytes: number, now: number): Uint8Array {
-    const size = FRAME_PAYLOAD_OFFSET + FLOOD_HEADER_BYTES + 2 + nick.length + 2 + textBytes;
-    const f = new Uint8Array(size);
-    writeU32(f, 0, size - 4);
-    f[4] = FrameType.Flood;
-    let o = this.nextId(f, FRAME_PAYLOAD_OFFSET);
-    o = copy(this.nodeId, 0, f, o, this.nodeId.length);
-    writeU32(f, o, ++this.seq);
-    writeU32(f, o + 4, Math.floor(now / 0x1_0000_0000));
-    writeU32(f, o + 8, now >>> 0);
-    f[o + 12] = 0; // hops
-    f[o + 13] = FloodKind.Chat;
-    o += 14 + SIGNATURE_PLACEHOLDER.length; // signed below, once the body is in
-    f[o] = nick.length >>> 8;
-    f[o + 1] = nick.length;
-    o = copy(nick, 0, f, o + 2, nick.length);
-    f[o] = textBytes >>> 8;
-    f[o + 1] = textBytes;
-    copy(text, 0, f, o + 2, textBytes);
-    signFloodFrame(f, (m) => this.signer.sign(m));
-    this.seen.add(f, FRAME_PAYLOAD_OFFSET, now);
+    const body = chatBodyBytes(nick.length, textBytes);
+    const frame = new Uint8Array(FLOOD_PAYLOAD_OFFSET + FLOOD_HEADER_BYTES + body);
+    writeU32(frame, 0, frame.length - FRAME_HEADER_BYTES);
+    frame[FRAME_HEADER_BYTES] = FrameType.Flood;
+    this.nextId(frame, FLOOD_PAYLOAD_OFFSET);
+    writeChatBody(frame, floodBodyAt(FLOOD_PAYLOAD_OFFSET), nick, text, textBytes);
+    return this.seal(frame, FloodKind.Chat, now);
+  }
+
+  /** Fills in the envelope of a frame whose id and body are written, signs it, marks it seen. */
+  private seal(frame: Uint8Array, kind: number, now: number): Uint8Array {
+    const envelope = { origin: this.nodeId, seq: ++this.seq, sentAt: now, hops: 0, kind };
+    writeFloodEnvelope(frame, FLOOD_PAYLOAD_OFFSET, envelope);
+    signFloodFrame(frame, (m) => this.signer.sign(m));
+    this.seen.add(frame, FLOOD_PAYLOAD_OFFSET, now);
     this.stats.originated++;
-    return f;
+    return frame;
   }
 
   /** Copies the next random message id to `f[at]`; returns the offset after it. */
@@ -206,14 +226,25 @@ export class Relay {
       this.fillRandom(this.idPool);
       this.idPoolNext = 0;
     }
-    return copy(this.idPool, this.idPoolNext++ * MESSAGE_ID_BYTES, f, at, MESSAGE_ID_BYTES);
+    return copyBytes(this.idPool, this.idPoolNext++ * MESSAGE_ID_BYTES, f, at, MESSAGE_ID_BYTES);
   }
 
   /**
-   * Decides what to do with a FLOOD received from a neighbour at `now`; its payload is
-   * `bytes[start, end)`, read in place.
+   * Decides what to do with a FLOOD received at `now` from a neighbour with `budget`
+   * (none: unlimited); its payload is `bytes[start, end)`, read in place.
    */
-  receive(bytes: Uint8Array, start: number, end: number, now: number): RelayOutcome {
+  receive(
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    now: number,
+    budget?: RateBudget,
+  ): RelayOutcome {
+    // Before anything costs us: a neighbour past its rate is dropped unread.
+    if (budget !== undefined && !budget.take(now)) {
+      this.stats.throttled++;
+      return THROTTLED;
+    }
     if (end - start < FLOOD_HEADER_BYTES) {
       const message = `FLOOD of ${end - start} bytes, shorter than its ${FLOOD_HEADER_BYTES}-byte header`;
       return this.invalid(new ProtocolError("TRUNCATED", message));
@@ -222,40 +253,38 @@ export class Relay {
       this.stats.duplicates++;
       return DUPLICATE;
     }
-    const kind = bytes[start + FLOOD_HOPS_OFFSET + 1] as number;
+    const kind = floodKind(bytes, start);
+    const body = floodBodyAt(start);
     let presence: Presence | undefined;
     try {
-      if (kind === FloodKind.Chat) checkChatBody(bytes, start + FLOOD_HEADER_BYTES, end);
-      else if (isPresenceKind(kind))
-        presence = decodePresenceBody(kind, bytes.subarray(start + FLOOD_HEADER_BYTES, end));
+      if (kind === FloodKind.Chat) checkChatBody(bytes, body, end);
+      else if (isPresenceKind(kind)) presence = decodePresenceBody(kind, bytes.subarray(body, end));
     } catch (error) {
       if (error instanceof ProtocolError) return this.invalid(error);
       throw error;
     }
     // Outside the window the seen-cache covers, the id may have been forgotten: a replay.
-    const sentAt = readU64(bytes, start + FLOOD_HOPS_OFFSET - 8);
-    if (Math.abs(now - sentAt) > this.seen.ttlMs) {
+    if (Math.abs(now - floodSentAt(bytes, start)) > this.seen.ttlMs) {
       this.stats.stale++;
       return STALE;
     }
     // Last, as the dearest check: about 60 µs, against well under one for the rest.
     this.stats.verified++;
-    const signature = bytes.subarray(
-      start + FLOOD_SIGNATURE_OFFSET,
-      start + FLOOD_SIGNATURE_OFFSET + SIGNATURE_PLACEHOLDER.length,
-    );
-    const origin = bytes.subarray(
-      start + MESSAGE_ID_BYTES,
-      start + MESSAGE_ID_BYTES + NODE_ID_BYTES,
-    );
-    if (!this.verify(origin, floodSigningBytes(bytes, start, end), signature)) {
+    const signature = floodSignature(bytes, start);
+    if (!this.verify(floodOrigin(bytes, start), floodSigningBytes(bytes, start, end), signature)) {
       this.stats.forged++;
       return FORGED;
     }
     // The id `has` just looked up (verification does not touch the cache): no second lookup.
     this.seen.addLookedUp(now);
+    // Per author, once the signature proves who the author is (else a forger could spend
+    // an honest author's budget).
+    if (this.origins !== undefined && !this.origins.allow(floodOriginKey(bytes, start), now)) {
+      this.stats.originLimited++;
+      return ORIGIN_LIMITED;
+    }
     this.stats.accepted++;
-    const forward = (bytes[start + FLOOD_HOPS_OFFSET] as number) + 1 < MAX_HOPS;
+    const forward = floodHops(bytes, start) + 1 < MAX_HOPS;
     if (!forward) this.stats.hopLimited++;
     if (presence) return { status: "accepted", presence, forward };
     return forward ? ACCEPTED_FORWARD : ACCEPTED_LAST_HOP;
@@ -265,23 +294,4 @@ export class Relay {
     this.stats.invalid++;
     return { status: "invalid", error };
   }
-}
-
-/** Where a frame's payload starts: after the u32 length and the type byte. */
-const FRAME_PAYLOAD_OFFSET = 5;
-
-/** The signature's place in a frame being built, before it is signed. */
-const SIGNATURE_PLACEHOLDER = new Uint8Array(SIGNATURE_BYTES);
-
-/**
- * Copies `n` bytes; returns the end offset in `to`. Small copies (ids, nicks, short
- * texts) are cheaper as a loop than as a `subarray` plus a native `set`.
- */
-function copy(from: Uint8Array, fromAt: number, to: Uint8Array, toAt: number, n: number): number {
-  if (n > 256) {
-    to.set(from.subarray(fromAt, fromAt + n), toAt);
-  } else {
-    for (let i = 0; i < n; i++) to[toAt + i] = from[fromAt + i] as number;
-  }
-  return toAt + n;
 }

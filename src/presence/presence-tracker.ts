@@ -1,6 +1,7 @@
 import { type Clock, systemClock, type TimerHandle } from "../node/clock.ts";
+import type { FloodDelivery } from "../node/delivery.ts";
 import { Emitter } from "../node/emitter.ts";
-import type { FloodDelivery, PeerNode } from "../node/peer-node.ts";
+import type { PeerNode } from "../node/peer-node.ts";
 import { FloodKind } from "../protocol/constants.ts";
 import { encodePresenceBody } from "../protocol/presence.ts";
 

@@ -101,6 +101,11 @@ export class ByteReader {
   }
 }
 
+/** Reads a big-endian u16 at `offset`; the caller has checked bounds. */
+export function readU16(b: Uint8Array, offset: number): number {
+  return (b[offset]! << 8) | b[offset + 1]!;
+}
+
 /** Reads a big-endian u32 at `offset`; the caller has checked bounds. */
 export function readU32(b: Uint8Array, offset: number): number {
   return (

@@ -66,6 +66,12 @@ export class ByteWriter {
     return this;
   }
 
+  /** Leaves `n` bytes (zero) to be filled in later, by whoever knows them. */
+  skip(n: number): this {
+    this.offset += n;
+    return this;
+  }
+
   /** `str`: u16 length, then the bytes (already UTF-8). */
   str(utf8Bytes: Uint8Array): this {
     return this.u16(utf8Bytes.length).bytes(utf8Bytes);

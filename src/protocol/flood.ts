@@ -1,4 +1,4 @@
-import { ByteReader } from "./byte-reader.ts";
+import { ByteReader, readU32, readU64 } from "./byte-reader.ts";
 import { ByteWriter, writeU32 } from "./byte-writer.ts";
 import {
   FRAME_HEADER_BYTES,
@@ -7,6 +7,7 @@ import {
   NODE_ID_BYTES,
   SIGNATURE_BYTES,
 } from "./constants.ts";
+import { latin1 } from "./hex.ts";
 
 /**
  * FLOOD: a message relayed to the whole network. The relay needs only this envelope;
@@ -29,8 +30,21 @@ export interface Flood {
   readonly body: Uint8Array;
 }
 
+// The envelope, the one home of its layout: id 16 | origin 32 | seq u32 | sentAt u64 |
+// hops u8 | kind u8 | signature 64 | body. Offsets are within the FLOOD payload; every
+// other module reads and writes the envelope through the functions below.
+
+/** Offset of the origin's node id within a FLOOD payload (the id comes first). */
+export const FLOOD_ORIGIN_OFFSET = MESSAGE_ID_BYTES;
+
+/** Offset of `seq` within a FLOOD payload. */
+export const FLOOD_SEQ_OFFSET = FLOOD_ORIGIN_OFFSET + NODE_ID_BYTES;
+
+/** Offset of `sentAt` within a FLOOD payload. */
+export const FLOOD_SENT_AT_OFFSET = FLOOD_SEQ_OFFSET + 4;
+
 /** Offset of the `hops` byte within a FLOOD payload. */
-export const FLOOD_HOPS_OFFSET = MESSAGE_ID_BYTES + NODE_ID_BYTES + 4 + 8;
+export const FLOOD_HOPS_OFFSET = FLOOD_SENT_AT_OFFSET + 8;
 
 /** Offset of the `kind` byte within a FLOOD payload. */
 export const FLOOD_KIND_OFFSET = FLOOD_HOPS_OFFSET + 1;
@@ -40,6 +54,60 @@ export const FLOOD_SIGNATURE_OFFSET = FLOOD_KIND_OFFSET + 1;
 
 /** Bytes of the FLOOD envelope before the body. */
 export const FLOOD_HEADER_BYTES = FLOOD_SIGNATURE_OFFSET + SIGNATURE_BYTES;
+
+/** Where a FLOOD frame's payload starts: after the u32 length and the type byte. */
+export const FLOOD_PAYLOAD_OFFSET = FRAME_HEADER_BYTES + 1;
+
+/** The envelope fields of the FLOOD payload at `bytes[at…]`, read in place. */
+export const floodId = (bytes: Uint8Array, at: number): Uint8Array =>
+  bytes.subarray(at, at + MESSAGE_ID_BYTES);
+export const floodOrigin = (bytes: Uint8Array, at: number): Uint8Array =>
+  bytes.subarray(at + FLOOD_ORIGIN_OFFSET, at + FLOOD_ORIGIN_OFFSET + NODE_ID_BYTES);
+export const floodSeq = (bytes: Uint8Array, at: number): number =>
+  readU32(bytes, at + FLOOD_SEQ_OFFSET);
+export const floodSentAt = (bytes: Uint8Array, at: number): number =>
+  readU64(bytes, at + FLOOD_SENT_AT_OFFSET);
+export const floodHops = (bytes: Uint8Array, at: number): number =>
+  bytes[at + FLOOD_HOPS_OFFSET] as number;
+export const floodKind = (bytes: Uint8Array, at: number): number =>
+  bytes[at + FLOOD_KIND_OFFSET] as number;
+export const floodSignature = (bytes: Uint8Array, at: number): Uint8Array =>
+  bytes.subarray(at + FLOOD_SIGNATURE_OFFSET, at + FLOOD_SIGNATURE_OFFSET + SIGNATURE_BYTES);
+/** The origin of the FLOOD payload at `at` as a latin1 string: a cheap map key. */
+export const floodOriginKey = (bytes: Uint8Array, at: number): string =>
+  latin1(bytes, at + FLOOD_ORIGIN_OFFSET, NODE_ID_BYTES);
+/** Where the body of the FLOOD payload at `at` begins. */
+export const floodBodyAt = (at: number): number => at + FLOOD_HEADER_BYTES;
+
+/** Sets the `hops` byte of the FLOOD payload at `bytes[at…]`, in place. */
+export function setFloodHops(bytes: Uint8Array, at: number, hops: number): void {
+  bytes[at + FLOOD_HOPS_OFFSET] = hops;
+}
+
+/** The envelope of a FLOOD being built: all but the signature, which is signed last. */
+export interface FloodEnvelope {
+  readonly origin: Uint8Array;
+  readonly seq: number;
+  readonly sentAt: number;
+  readonly hops: number;
+  readonly kind: number;
+}
+
+/**
+ * Writes the envelope of `e` into the FLOOD payload at `bytes[at…]`, after an id the
+ * caller has already put there, with a zero signature (see {@link signFloodFrame}).
+ * Returns where the body begins.
+ */
+export function writeFloodEnvelope(bytes: Uint8Array, at: number, e: FloodEnvelope): number {
+  bytes.set(e.origin, at + FLOOD_ORIGIN_OFFSET);
+  writeU32(bytes, at + FLOOD_SEQ_OFFSET, e.seq);
+  writeU32(bytes, at + FLOOD_SENT_AT_OFFSET, Math.floor(e.sentAt / 0x1_0000_0000));
+  writeU32(bytes, at + FLOOD_SENT_AT_OFFSET + 4, e.sentAt >>> 0);
+  bytes[at + FLOOD_HOPS_OFFSET] = e.hops;
+  bytes[at + FLOOD_KIND_OFFSET] = e.kind;
+  bytes.fill(0, at + FLOOD_SIGNATURE_OFFSET, at + FLOOD_HEADER_BYTES);
+  return at + FLOOD_HEADER_BYTES;
+}
 
 /** Domain separation: a FLOOD signature can never be mistaken for any other. */
 export const FLOOD_SIGNATURE_PREFIX = new TextEncoder().encode("peerchat-flood-v2:");
@@ -73,7 +141,7 @@ export function signFloodFrame(
   frame: Uint8Array,
   sign: (message: Uint8Array) => Uint8Array,
 ): Uint8Array {
-  const start = FRAME_HEADER_BYTES + 1;
+  const start = FLOOD_PAYLOAD_OFFSET;
   const signature = sign(floodSigningBytes(frame, start, frame.length));
   frame.set(signature, start + FLOOD_SIGNATURE_OFFSET);
   return frame;
@@ -110,6 +178,27 @@ export function decodeFlood(payload: Uint8Array): Flood {
 }
 
 /**
+ * The bytes to forward for a received FLOOD whose payload is `bytes[start, end)`, with
+ * `hops` set: the frame as it arrived, its hops byte changed in place, when `framed`
+ * (its length prefix is in `bytes` before `start`); else a copy (it was reassembled from
+ * several chunks). Returns the buffer and the range of the frame in it.
+ */
+export function forwardFlood(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  framed: boolean,
+  hops: number,
+): { readonly out: Uint8Array; readonly from: number; readonly to: number } {
+  if (!framed) {
+    const out = encodeFloodForward(bytes, start, end, hops);
+    return { out, from: 0, to: out.length };
+  }
+  setFloodHops(bytes, start, hops);
+  return { out: bytes, from: start - FLOOD_PAYLOAD_OFFSET, to: end };
+}
+
+/**
  * The frame to forward for a received FLOOD whose payload is `bytes[start, end)`: the
  * same bytes with `hops` replaced. Relaying never re-encodes the envelope, so unknown
  * kinds pass intact.
@@ -120,10 +209,10 @@ export function encodeFloodForward(
   end: number,
   hops: number,
 ): Uint8Array {
-  const frame = new Uint8Array(FRAME_HEADER_BYTES + 1 + end - start);
+  const frame = new Uint8Array(FLOOD_PAYLOAD_OFFSET + end - start);
   writeU32(frame, 0, 1 + end - start);
   frame[FRAME_HEADER_BYTES] = FrameType.Flood;
-  frame.set(bytes.subarray(start, end), FRAME_HEADER_BYTES + 1);
-  frame[FRAME_HEADER_BYTES + 1 + FLOOD_HOPS_OFFSET] = hops;
+  frame.set(bytes.subarray(start, end), FLOOD_PAYLOAD_OFFSET);
+  setFloodHops(frame, FLOOD_PAYLOAD_OFFSET, hops);
   return frame;
 }

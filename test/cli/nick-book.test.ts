@@ -1,7 +1,7 @@
 import { expect, test } from "bun:test";
 import { keyTag, NickBook } from "../../src/cli/nick-book.ts";
 import { humanOutput } from "../../src/cli/output.ts";
-import type { ChatMessage } from "../../src/node/peer-node.ts";
+import type { ChatMessage } from "../../src/node/delivery.ts";
 
 const ALICE = "a1".repeat(32);
 const MALLORY = "5e".repeat(32);

@@ -22,7 +22,8 @@
  * exchange chat through it during and after the campaign; and a fresh honest peer can
  * still join it.
  */
-import type { ChatMessage, PeerDown } from "../../src/node/peer-node.ts";
+import type { ChatMessage } from "../../src/node/delivery.ts";
+import type { PeerDown } from "../../src/node/node-events.ts";
 import { FrameType } from "../../src/protocol/constants.ts";
 import { encodePing } from "../../src/protocol/control.ts";
 import type { Endpoint } from "../../src/protocol/endpoint.ts";

@@ -1,8 +1,10 @@
 import { expect } from "bun:test";
 import type { Connection } from "../../src/link/connection.ts";
 import type { Clock } from "../../src/node/clock.ts";
+import type { ChatMessage } from "../../src/node/delivery.ts";
 import type { FloodLimits } from "../../src/node/flood-limits.ts";
-import type { ChatMessage, NeighbourInfo, PeerDown, WireTap } from "../../src/node/peer-node.ts";
+import type { NeighbourInfo, PeerDown } from "../../src/node/node-events.ts";
+import type { WireTap } from "../../src/node/trace.ts";
 import type { PresenceChange } from "../../src/presence/presence-tracker.ts";
 import { FrameType, MESSAGE_ID_BYTES } from "../../src/protocol/constants.ts";
 import type { Endpoint } from "../../src/protocol/endpoint.ts";

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import type { ChatMessage, PeerDown } from "../../src/node/peer-node.ts";
+import type { ChatMessage } from "../../src/node/delivery.ts";
+import type { PeerDown } from "../../src/node/node-events.ts";
 import { ByteWriter } from "../../src/protocol/byte-writer.ts";
 import { encodeChatBody } from "../../src/protocol/chat.ts";
 import {

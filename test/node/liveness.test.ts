@@ -1,11 +1,8 @@
 import { afterEach, expect, test } from "bun:test";
 import { FrameConnection } from "../../src/link/connection.ts";
-import {
-  DEAD_AFTER_IDLE_MS,
-  type PeerDown,
-  PeerNode,
-  PING_AFTER_IDLE_MS,
-} from "../../src/node/peer-node.ts";
+import { DEAD_AFTER_IDLE_MS, PING_AFTER_IDLE_MS } from "../../src/node/liveness.ts";
+import type { PeerDown } from "../../src/node/node-events.ts";
+import { PeerNode } from "../../src/node/peer-node.ts";
 import { FrameType } from "../../src/protocol/constants.ts";
 import { decodeNonce, encodePong } from "../../src/protocol/control.ts";
 import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";

@@ -1,11 +1,9 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { FrameConnection } from "../../src/link/connection.ts";
-import {
-  type ChatMessage,
-  type PeerDown,
-  PeerNode,
-  type WireTap,
-} from "../../src/node/peer-node.ts";
+import type { ChatMessage } from "../../src/node/delivery.ts";
+import type { PeerDown } from "../../src/node/node-events.ts";
+import { PeerNode } from "../../src/node/peer-node.ts";
+import type { WireTap } from "../../src/node/trace.ts";
 import { ByteWriter } from "../../src/protocol/byte-writer.ts";
 import { encodeChatBody } from "../../src/protocol/chat.ts";
 import {

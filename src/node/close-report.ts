@@ -1,0 +1,71 @@
+import { ProtocolError } from "../errors.ts";
+import type { ConnectionClosed } from "../link/connection.ts";
+import { WIRE_ERROR_NAMES, WireErrorCode } from "../protocol/constants.ts";
+import { formatEndpoint } from "../protocol/endpoint.ts";
+import { type Link, neighbourInfo } from "./link.ts";
+import type { LinkProblem, NeighbourInfo, PeerDown } from "./node-events.ts";
+
+/** What the node knew of a link when it closed. */
+export interface ClosedLink {
+  /** It was the neighbour's current link (not a superseded duplicate). */
+  readonly established: boolean;
+  /** A duplicate link that lost: its closing is nobody's news. */
+  readonly superseded: boolean;
+  /** The link as the node's events describe it. */
+  readonly neighbour: NeighbourInfo;
+  /** Its nick, once its HELLO was in. */
+  readonly nick: string | undefined;
+  /** The remote said BYE. */
+  readonly graceful: boolean;
+  /** Why the remote said it left (BYE, ERROR), or why liveness gave up on it. */
+  readonly remoteReason: string | undefined;
+}
+
+/** What {@link reportClose} needs of a closed link; `established`: it was a neighbour's link. */
+export function closedLink(link: Link, established: boolean): ClosedLink {
+  const { superseded, graceful, remoteReason } = link;
+  const nick = link.hello?.nick;
+  return { established, superseded, neighbour: neighbourInfo(link), nick, graceful, remoteReason };
+}
+
+/** How a close is reported: one log line at most, and which events. */
+export interface CloseReport {
+  readonly reason: string;
+  readonly log?: { readonly level: "error" | "warn" | "info" | "debug"; readonly text: string };
+  /** For `link-problem`: we closed it for breaking the protocol or a limit. */
+  readonly problem?: LinkProblem;
+  /** For `peer-down`: a neighbour is gone. */
+  readonly peerDown?: PeerDown;
+}
+
+/**
+ * Decides how a closed link is reported. A link we closed for a protocol violation or a
+ * limit gets a warning naming the ERROR (an error if it was our bug) and a
+ * `link-problem`; a neighbour's link a `peer-down`; a connection that never got through
+ * its handshake a line for whoever runs a relay (our own failed dials are reported by
+ * the dialler, with retry timing).
+ */
+export function reportClose(link: ClosedLink, info: ConnectionClosed): CloseReport {
+  const reason = link.remoteReason ?? info.reason;
+  const by = link.remoteReason !== undefined ? "remote" : info.by;
+  const { neighbour } = link;
+  const where = formatEndpoint(neighbour.address);
+  const down = link.established
+    ? { peerDown: { ...neighbour, reason, by, graceful: link.graceful } }
+    : {};
+  if (info.code !== undefined && info.code !== WireErrorCode.TooManyPeers) {
+    const level = info.code === WireErrorCode.Internal ? "error" : "warn";
+    const detail = info.error instanceof ProtocolError ? `, ${info.error.code}` : "";
+    const code = `ERROR ${info.code} ${WIRE_ERROR_NAMES[info.code] ?? ""}${detail}`;
+    const who = link.nick !== undefined ? `${link.nick} (${where})` : where;
+    const { address, direction } = neighbour;
+    const nick = link.nick !== undefined ? { nick: link.nick } : {};
+    const problem = { address, direction, reason, ...nick };
+    return { reason, log: { level, text: `closed ${who}: ${reason} [${code}]` }, problem, ...down };
+  }
+  if (link.established || link.superseded || info.code !== undefined) return { reason, ...down };
+  // Someone knocked and did not get in (another room, a port scanner, a v1 peer).
+  const level = neighbour.direction === "inbound" ? "info" : "debug";
+  const text = `connection ${where} closed before the handshake: ${reason}`;
+  return { reason, log: { level, text } };
+}

@@ -1,0 +1,41 @@
+import type { Clock, TimerHandle } from "./clock.ts";
+
+/**
+ * A repeating timer on an injected clock: the node's one tick for liveness and flow
+ * control (Bun's socket timeout is not reset by incoming data, so it cannot serve).
+ * `start` always cancels the previous timer first, so two can never run at once.
+ */
+export class Heartbeat {
+  private timer: TimerHandle | undefined;
+  private active = false;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly intervalMs: number,
+    private readonly tick: () => void,
+  ) {}
+
+  start(): void {
+    this.stop();
+    this.active = true;
+    this.schedule();
+  }
+
+  stop(): void {
+    this.active = false;
+    this.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  get running(): boolean {
+    return this.active;
+  }
+
+  private schedule(): void {
+    this.timer = this.clock.setTimeout(() => {
+      this.tick();
+      // The tick may have stopped it (the node closing): then it stays stopped.
+      if (this.active) this.schedule();
+    }, this.intervalMs);
+  }
+}

@@ -1,0 +1,83 @@
+import type { CloseRequest } from "../link/connection.ts";
+import type { Link } from "./link.ts";
+import { neighbourInfo } from "./link.ts";
+import type { NeighbourInfo } from "./node-events.ts";
+
+/** Every open connection, and the established ones by neighbour: at most one each. */
+export class LinkTable {
+  /** Every open connection, handshaking or established, oldest first. */
+  readonly all = new Set<Link>();
+  /** Established links by neighbour node id (hex). */
+  private readonly byKey = new Map<string, Link>();
+
+  get size(): number {
+    return this.all.size;
+  }
+
+  get neighbourCount(): number {
+    return this.byKey.size;
+  }
+
+  add(link: Link): void {
+    this.all.add(link);
+  }
+
+  /** Forgets a closed link; its neighbour too, unless another link has taken over. */
+  remove(link: Link): void {
+    this.all.delete(link);
+    if (link.key !== undefined && this.byKey.get(link.key) === link) this.byKey.delete(link.key);
+  }
+
+  /** The established link to a neighbour (hex node id). */
+  neighbour(key: string): Link | undefined {
+    return this.byKey.get(key);
+  }
+
+  /** Makes `link` the neighbour's link (a new neighbour, or a duplicate that won). */
+  setNeighbour(link: Link): void {
+    this.byKey.set(link.key as string, link);
+  }
+
+  /** Established links, oldest first. */
+  neighbours(): IterableIterator<Link> {
+    return this.byKey.values();
+  }
+
+  neighbourInfos(): NeighbourInfo[] {
+    return [...this.byKey.values()].map(neighbourInfo);
+  }
+
+  /** Inbound connections still in their handshake. */
+  pendingInbound(): number {
+    let n = 0;
+    for (const link of this.all)
+      if (link.state === "handshaking" && link.conn.direction === "inbound") n++;
+    return n;
+  }
+
+  /**
+   * Closes every connection (BYE to neighbours, quiet to the rest). Resolves once all
+   * have closed.
+   */
+  closeAll(reason: string): Promise<void> {
+    const closed = [...this.all].map(
+      (link) =>
+        new Promise<void>((resolve) => {
+          link.closeWaiters.push(resolve);
+          const established = link.state === "established";
+          const request = established
+            ? { kind: "bye", reason }
+            : { kind: "quiet", reason: "shutting down" };
+          link.conn.close(request as CloseRequest);
+        }),
+    );
+    return Promise.all(closed).then(() => {});
+  }
+
+  /** Bytes queued towards all of them, summed. */
+  pendingBytes(): number {
+    let n = 0;
+    for (const link of this.all) n += link.conn.pendingBytes;
+    return n;
+  }
+}
