@@ -1,22 +1,8 @@
 import type { CipherState } from "../noise/cipher-state.ts";
-import {
-  MAX_NOISE_MESSAGE_BYTES,
-  MAX_TRANSPORT_PLAINTEXT_BYTES,
-  TAG_BYTES,
-} from "../noise/constants.ts";
 import { HandshakeState } from "../noise/handshake-state.ts";
-import { generateKeyPair, type KeyPair } from "../noise/primitives.ts";
+import type { KeyPair } from "../noise/primitives.ts";
 import { concatBytes } from "../protocol/bytes.ts";
-import {
-  FRAME_HEADER_BYTES,
-  FrameType,
-  HELLO_MAGIC,
-  NODE_ID_BYTES,
-  PROTOCOL_VERSION,
-  SIGNATURE_BYTES,
-  WireErrorCode,
-} from "../protocol/constants.ts";
-import { encodeError } from "../protocol/control.ts";
+import { FRAME_HEADER_BYTES } from "../protocol/constants.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import type {
   ByteStream,
@@ -25,31 +11,26 @@ import type {
   WriteStatus,
 } from "../transport/byte-stream.ts";
 import { FINAL_FRAME_RESERVE_BYTES, MAX_PENDING_BYTES } from "../transport/limits.ts";
+import type { FixedEphemeral, SecureChannelOptions } from "./channel-options.ts";
+import { HANDSHAKE_REFUSED_REASON, NOISE_PROLOGUE, NOISE_PROTOCOL_NAME } from "./constants.ts";
 import {
-  FIRST_MESSAGE_BYTES,
-  HANDSHAKE_REFUSED_REASON,
-  MAX_HANDSHAKE_MESSAGE_BYTES,
-  NOISE_LENGTH_BYTES,
-  NOISE_PROLOGUE,
-  NOISE_PROTOCOL_NAME,
-  STATIC_KEY_SIGNATURE_PREFIX,
-} from "./constants.ts";
-import { type Identity, verifySignature } from "./identity.ts";
-import { roomKey } from "./room.ts";
+  checkHandshakePayload,
+  signedHandshakePayload,
+  takeHelloFrame,
+} from "./handshake-payload.ts";
+import {
+  NoiseMessageReader,
+  type NoiseMessageSink,
+  overheadFor,
+  plausibleHandshakeLength,
+  sealTransport,
+  withLength,
+} from "./noise-framing.ts";
+import { looksLikeV1Hello, VERSION_ONE_REASON, versionOneRefusal } from "./v1-refusal.ts";
 
-/** What a secure channel needs to know about this peer. */
-export interface SecureChannelOptions {
-  /** Signs the Noise static key, binding the identity (the node id) to the link. */
-  readonly identity: Identity;
-  /** This process's X25519 key pair for Noise. */
-  readonly staticKey: KeyPair;
-  /** The room's pre-shared key (room.ts): peers in other rooms fail at message 1. */
-  readonly roomKey: Uint8Array;
-}
+export { channelOptions, type SecureChannelOptions } from "./channel-options.ts";
 
 const EMPTY = new Uint8Array(0);
-// Offset of the node id inside a HELLO payload: magic, then the version byte.
-const HELLO_NODE_ID_OFFSET = HELLO_MAGIC.length + 1;
 
 /**
  * Wraps `inner` in a Noise_XXpsk0 channel: the stream the node sees carries the same
@@ -64,9 +45,15 @@ const HELLO_NODE_ID_OFFSET = HELLO_MAGIC.length + 1;
  *
  * Failures (wrong room, tampering, a bad signature) close the link; the reason reaches
  * the node as {@link StreamClosed.reason}. Nothing the remote sends is thrown.
+ *
+ * @param fixed test vectors only (docs/PROTOCOL.md §9): this stream's ephemeral key
  */
-export function secureStream(inner: ByteStream, options: SecureChannelOptions): ByteStream {
-  return new SecureStream(inner, options);
+export function secureStream(
+  inner: ByteStream,
+  options: SecureChannelOptions,
+  fixed?: FixedEphemeral,
+): ByteStream {
+  return new SecureStream(inner, options, fixed?.ephemeralKey);
 }
 
 class SecureStream implements ByteStream {
@@ -87,8 +74,8 @@ class SecureStream implements ByteStream {
   private ownHello: Uint8Array | undefined;
   /** Waiting for the node's HELLO to write the next handshake message. */
   private helloWanted = false;
-  /** Received bytes not yet making up a whole Noise message. */
-  private partial: Uint8Array = EMPTY;
+  /** Received bytes, cut into Noise messages. */
+  private readonly reader = new NoiseMessageReader();
   private ending: Uint8Array | undefined;
   /** The remote's HELLO frame, verified, until the link is up on both ends. */
   private remoteHello: Uint8Array | undefined;
@@ -97,12 +84,14 @@ class SecureStream implements ByteStream {
   constructor(
     private readonly inner: ByteStream,
     private readonly options: SecureChannelOptions,
+    ephemeralKey: KeyPair | undefined,
   ) {
     this.handshake = new HandshakeState({
       protocolName: NOISE_PROTOCOL_NAME,
       initiator: inner.direction === "outbound",
       prologue: NOISE_PROLOGUE,
       s: options.staticKey,
+      ...(ephemeralKey ? { e: ephemeralKey } : {}),
       psks: [options.roomKey],
     });
   }
@@ -186,50 +175,36 @@ class SecureStream implements ByteStream {
   // Incoming bytes: `u16 length | message`, reassembled across chunks.
 
   private onData(chunk: Uint8Array): void {
-    let buf = chunk;
-    if (this.partial.length > 0) {
-      buf = new Uint8Array(this.partial.length + chunk.length);
-      buf.set(this.partial);
-      buf.set(chunk, this.partial.length);
-    }
+    const buf = this.reader.join(chunk);
     if (!this.heardBack && this.messages === 0 && looksLikeV1Hello(buf)) {
       this.refuseV1();
       return;
     }
-    let offset = 0;
-    while (this.phase !== "closed" && buf.length - offset >= NOISE_LENGTH_BYTES) {
-      const length = ((buf[offset] as number) << 8) | (buf[offset + 1] as number);
+    this.reader.read(buf, this.sink);
+  }
+
+  private readonly sink: NoiseMessageSink = {
+    length: (length) => {
       if (length === 0) {
         this.fail(
           this.phase === "open" ? "empty secure-channel message" : HANDSHAKE_REFUSED_REASON,
         );
-        return;
-      }
-      if (this.phase === "handshake" && !this.plausibleHandshakeLength(length)) {
+      } else if (
+        this.phase === "handshake" &&
+        !plausibleHandshakeLength(length, this.messages === 0 && this.direction === "inbound")
+      ) {
         this.fail(
           this.heardBack ? "handshake failed (bad message length)" : HANDSHAKE_REFUSED_REASON,
         );
-        return;
       }
-      if (buf.length - offset - NOISE_LENGTH_BYTES < length) break;
-      const message = buf.subarray(
-        offset + NOISE_LENGTH_BYTES,
-        offset + NOISE_LENGTH_BYTES + length,
-      );
-      offset += NOISE_LENGTH_BYTES + length;
+      return this.phase !== "closed";
+    },
+    message: (message) => {
       if (this.phase === "open") this.onTransportMessage(message);
       else this.onHandshakeMessage(message);
-    }
-    // Keep the tail (under one message), copied: `chunk` may be reused by the socket.
-    this.partial = offset === buf.length ? EMPTY : buf.slice(offset);
-  }
-
-  /** Message 1 has one size; later handshake messages are small. Checked before buffering. */
-  private plausibleHandshakeLength(length: number): boolean {
-    if (this.messages === 0 && this.inner.direction === "inbound")
-      return length === FIRST_MESSAGE_BYTES;
-    return length <= MAX_HANDSHAKE_MESSAGE_BYTES;
-  }
+      return this.phase !== "closed";
+    },
+  };
 
   private onTransportMessage(message: Uint8Array): void {
     const result = (this.receive as CipherState).decrypt(message);
@@ -287,10 +262,8 @@ class SecureStream implements ByteStream {
       return;
     }
     this.helloWanted = false;
-    const signature = this.options.identity.sign(
-      concatBytes([STATIC_KEY_SIGNATURE_PREFIX, this.options.staticKey.publicKey]),
-    );
-    if (!this.writeHandshake(concatBytes([hello, signature]))) return;
+    const { identity, staticKey } = this.options;
+    if (!this.writeHandshake(signedHandshakePayload(hello, identity, staticKey.publicKey))) return;
     if (this.handshake.isDone) this.open();
   }
 
@@ -308,50 +281,25 @@ class SecureStream implements ByteStream {
   /** Extracts the node's first frame (its HELLO) from the queued plaintext, if complete. */
   private takeOwnHello(): Uint8Array | undefined {
     if (this.ownHello) return this.ownHello;
-    const queued = this.plainBytes >= FRAME_HEADER_BYTES ? concatBytes(this.plain) : undefined;
-    if (!queued) return undefined;
+    if (this.plainBytes < FRAME_HEADER_BYTES) return undefined;
+    const queued = concatBytes(this.plain);
     this.plain = [queued];
-    const view = new DataView(queued.buffer, queued.byteOffset, queued.byteLength);
-    const length = view.getUint32(0);
-    if (queued.length < FRAME_HEADER_BYTES + length) return undefined;
-    if (queued[FRAME_HEADER_BYTES] !== FrameType.Hello) {
-      throw new Error("the first frame written to a secure stream must be HELLO");
-    }
-    this.ownHello = queued.slice(FRAME_HEADER_BYTES + 1, FRAME_HEADER_BYTES + length);
-    const rest = queued.subarray(FRAME_HEADER_BYTES + length);
-    this.plain = rest.length > 0 ? [rest] : [];
-    this.plainBytes = rest.length;
+    const split = takeHelloFrame(queued);
+    if (!split) return undefined;
+    this.ownHello = split.hello;
+    this.plain = split.rest.length > 0 ? [split.rest] : [];
+    this.plainBytes = split.rest.length;
     return this.ownHello;
   }
 
-  /**
-   * Checks the remote's HELLO signature against the node id it claims and keeps the HELLO
-   * for the node, as its first frame once the link is up. A HELLO of another version is
-   * kept unchecked (its layout may differ): the node refuses it, naming both versions.
-   */
+  /** Keeps the remote's HELLO, its signature checked, for the node once the link is up. */
   private acceptRemoteHello(payload: Uint8Array): boolean {
-    const remoteStatic = this.handshake.remoteStaticKey;
-    if (payload.length < SIGNATURE_BYTES + HELLO_NODE_ID_OFFSET || !remoteStatic) {
-      this.fail("handshake carried no HELLO");
+    const checked = checkHandshakePayload(payload, this.handshake.remoteStaticKey);
+    if (!checked.ok) {
+      this.fail(checked.reason);
       return false;
     }
-    const hello = payload.subarray(0, payload.length - SIGNATURE_BYTES);
-    const signature = payload.subarray(payload.length - SIGNATURE_BYTES);
-    const sameVersion =
-      HELLO_MAGIC.every((b, i) => hello[i] === b) && hello[HELLO_MAGIC.length] === PROTOCOL_VERSION;
-    if (sameVersion) {
-      const nodeId = hello.subarray(HELLO_NODE_ID_OFFSET, HELLO_NODE_ID_OFFSET + NODE_ID_BYTES);
-      const signed = concatBytes([STATIC_KEY_SIGNATURE_PREFIX, remoteStatic]);
-      if (nodeId.length !== NODE_ID_BYTES || !verifySignature(nodeId, signed, signature)) {
-        this.fail("handshake: the identity signature does not match the node id");
-        return false;
-      }
-    }
-    const frame = new Uint8Array(FRAME_HEADER_BYTES + 1 + hello.length);
-    new DataView(frame.buffer).setUint32(0, 1 + hello.length);
-    frame[FRAME_HEADER_BYTES] = FrameType.Hello;
-    frame.set(hello, FRAME_HEADER_BYTES + 1);
-    this.remoteHello = frame;
+    this.remoteHello = checked.frame;
     return true;
   }
 
@@ -380,18 +328,8 @@ class SecureStream implements ByteStream {
     const plain = concatBytes(this.plain);
     this.plain = [];
     this.plainBytes = 0;
-    const cipher = this.send as CipherState;
-    const out = new Uint8Array(plain.length + overheadFor(plain.length));
-    let at = 0;
-    let from = 0;
     // At least one message: an empty one is the responder's confirmation.
-    do {
-      const sealed = cipher.encrypt(
-        plain.subarray(from, Math.min(plain.length, from + MAX_TRANSPORT_PLAINTEXT_BYTES)),
-      );
-      at = putFramed(out, at, sealed);
-      from += MAX_TRANSPORT_PLAINTEXT_BYTES;
-    } while (from < plain.length);
+    const out = sealTransport(this.send as CipherState, plain);
     if (this.ending) this.inner.end(out);
     else if (this.inner.write(out) === "overflow") this.fail("slow consumer", { by: "local" });
   }
@@ -400,10 +338,9 @@ class SecureStream implements ByteStream {
 
   private refuseV1(): void {
     // A v1 peer reads frames in the clear: tell it why, in words it understands.
-    const message = `this peer speaks protocol version ${PROTOCOL_VERSION}, not 1`;
-    this.closeReason = "peer speaks protocol version 1";
+    this.closeReason = VERSION_ONE_REASON;
     this.phase = "closed";
-    this.inner.end(encodeError({ code: WireErrorCode.VersionMismatch, message }));
+    this.inner.end(versionOneRefusal());
   }
 
   private fail(reason: string, options: { by?: "local" | "remote" } = {}): void {
@@ -435,34 +372,6 @@ class SecureStream implements ByteStream {
   }
 }
 
-/** Bytes of lengths and tags added to `plainBytes` of plaintext, in full-size chunks. */
-function overheadFor(plainBytes: number): number {
-  const chunks = Math.max(1, Math.ceil(plainBytes / MAX_TRANSPORT_PLAINTEXT_BYTES));
-  return chunks * (NOISE_LENGTH_BYTES + TAG_BYTES);
-}
-
-function withLength(message: Uint8Array): Uint8Array {
-  const out = new Uint8Array(NOISE_LENGTH_BYTES + message.length);
-  putFramed(out, 0, message);
-  return out;
-}
-
-/** Writes `u16 length | message` into `out` at `at`; returns the offset after it. */
-function putFramed(out: Uint8Array, at: number, message: Uint8Array): number {
-  if (message.length > MAX_NOISE_MESSAGE_BYTES) throw new RangeError("Noise message too large");
-  out[at] = message.length >> 8;
-  out[at + 1] = message.length & 0xff;
-  out.set(message, at + NOISE_LENGTH_BYTES);
-  return at + NOISE_LENGTH_BYTES + message.length;
-}
-
-/** A v1 HELLO frame: `u32 length | 0x01 | "PCHT"`. A Noise message 1 never starts so. */
-function looksLikeV1Hello(buf: Uint8Array): boolean {
-  if (buf.length < FRAME_HEADER_BYTES + 1 + HELLO_MAGIC.length) return false;
-  if (buf[0] !== 0 || buf[FRAME_HEADER_BYTES] !== FrameType.Hello) return false;
-  return HELLO_MAGIC.every((b, i) => buf[FRAME_HEADER_BYTES + 1 + i] === b);
-}
-
 /** Wraps a dialler so that every stream it opens runs the secure channel. */
 export function secureDialer<R extends { ok: true; stream: ByteStream } | { ok: false }>(
   dial: (endpoint: Endpoint) => Promise<R>,
@@ -472,10 +381,4 @@ export function secureDialer<R extends { ok: true; stream: ByteStream } | { ok: 
     const result = await dial(endpoint);
     return result.ok ? { ...result, stream: secureStream(result.stream, options) } : result;
   };
-}
-
-/** The options for a peer's secure channels: a fresh Noise static key, the room's PSK. */
-export function channelOptions(identity: Identity, room: string): SecureChannelOptions {
-  // The Noise static key lives as long as the process; the identity signs it per link.
-  return { identity, staticKey: generateKeyPair(), roomKey: roomKey(room) };
 }

@@ -1,0 +1,237 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { HandshakeState } from "../../src/noise/handshake-state.ts";
+import { generateKeyPair } from "../../src/noise/primitives.ts";
+import { concatBytes } from "../../src/protocol/bytes.ts";
+import { FrameType, WireErrorCode } from "../../src/protocol/constants.ts";
+import { decodeError, encodeError } from "../../src/protocol/control.ts";
+import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";
+import { encodeHello } from "../../src/protocol/hello.ts";
+import {
+  HANDSHAKE_REFUSED_REASON,
+  NOISE_PROLOGUE,
+  NOISE_PROTOCOL_NAME,
+} from "../../src/secure/constants.ts";
+import { generateIdentity, type Identity } from "../../src/secure/identity.ts";
+import { roomKey } from "../../src/secure/room.ts";
+import { channelOptions, secureStream } from "../../src/secure/secure-stream.ts";
+import type { ByteStream, StreamClosed } from "../../src/transport/byte-stream.ts";
+import { listenTcp, type TcpListener } from "../../src/transport/tcp.ts";
+import { createMemoryPair } from "../helpers/memory-stream.ts";
+import { waitFor } from "../helpers/wait-for.ts";
+
+/** What a secure stream asked of the stream under it. */
+interface Watch {
+  /** Bytes put on the wire. */
+  readonly wire: Uint8Array[];
+  /** How it let go: `end` is a FIN, `destroy` a reset. */
+  released: "end" | "destroy" | undefined;
+}
+
+/** One end of a secure link. */
+interface End extends Watch {
+  readonly stream: ByteStream;
+  /** Frames the node above this end received. */
+  readonly frames: { type: number; payload: Uint8Array }[];
+  closed: StreamClosed | undefined;
+}
+
+/** `inner`, watched: its writes recorded, its end and destroy noted. */
+function watched(inner: ByteStream, end: Watch): ByteStream {
+  return {
+    direction: inner.direction,
+    remote: inner.remote,
+    local: inner.local,
+    get pendingBytes() {
+      return inner.pendingBytes;
+    },
+    get bytesSent() {
+      return inner.bytesSent;
+    },
+    get closed() {
+      return inner.closed;
+    },
+    start: (handler) => inner.start(handler),
+    write: (bytes, start = 0, stop = bytes.length) => {
+      end.wire.push(bytes.slice(start, stop));
+      return inner.write(bytes, start, stop);
+    },
+    end: (final) => {
+      if (final) end.wire.push(final.slice());
+      end.released ??= "end";
+      inner.end(final);
+    },
+    destroy: () => {
+      end.released ??= "destroy";
+      inner.destroy();
+    },
+    pause: () => inner.pause(),
+    resume: () => inner.resume(),
+  };
+}
+
+/** A secure link in memory. `onHello` is what the node above each end does with a HELLO. */
+function link(hellos: {
+  initiator: (me: Identity) => Uint8Array;
+  responder: (me: Identity) => Uint8Array;
+  onHello?: (side: "initiator" | "responder", stream: ByteStream) => void;
+}): { initiator: End; responder: End } {
+  const [dialler, listener] = createMemoryPair();
+  const make = (side: "initiator" | "responder", inner: ByteStream): End => {
+    const identity = generateIdentity();
+    const watch: Watch = { wire: [], released: undefined };
+    const stream = secureStream(watched(inner, watch), channelOptions(identity, "lobby"));
+    const e: End = Object.assign(watch, { stream, frames: [], closed: undefined });
+    const decoder = new FrameDecoder();
+    stream.start({
+      data: (chunk) => {
+        for (const f of decoder.push(chunk)) {
+          e.frames.push({ type: f.type, payload: f.payload.slice() });
+          if (f.type === FrameType.Hello) hellos.onHello?.(side, stream);
+        }
+      },
+      close: (info) => {
+        e.closed = info;
+      },
+    });
+    stream.write(hellos[side](identity));
+    return e;
+  };
+  return { initiator: make("initiator", dialler), responder: make("responder", listener) };
+}
+
+/** The Noise messages in `wire`, each `u16 length | message`, lengths dropped. */
+function messages(wire: readonly Uint8Array[]): Uint8Array[] {
+  const bytes = concatBytes(wire);
+  const out: Uint8Array[] = [];
+  for (let at = 0; at + 2 <= bytes.length; ) {
+    const length = ((bytes[at] as number) << 8) | (bytes[at + 1] as number);
+    out.push(bytes.subarray(at + 2, at + 2 + length));
+    at += 2 + length;
+  }
+  return out;
+}
+
+const honest = (me: Identity, nick = "honest") =>
+  encodeHello({ nodeId: me.publicKey, listenPort: 0, nick });
+/** A HELLO naming a node id whose key did not sign this side's Noise static key. */
+const impostor = () =>
+  encodeHello({ nodeId: generateIdentity().publicKey, listenPort: 0, nick: "eve" });
+
+describe("the secure channel refuses a bad handshake", () => {
+  test("a bad identity signature in message 3: the responder resets, past message 2 it sends nothing", async () => {
+    const { initiator, responder } = link({ initiator: impostor, responder: (me) => honest(me) });
+    await waitFor(() => responder.closed && initiator.closed, 5000, "both closed");
+    expect(responder.closed?.reason).toContain("identity signature does not match");
+    expect(responder.released).toBe("destroy");
+    expect(messages(responder.wire).map((m) => m.length > 48)).toEqual([true]); // message 2 only
+    expect([initiator.frames, responder.frames]).toEqual([[], []]);
+  });
+
+  test("a bad identity signature in message 2: the initiator resets, message 3 never leaves", async () => {
+    const { initiator, responder } = link({ initiator: (me) => honest(me), responder: impostor });
+    await waitFor(() => responder.closed && initiator.closed, 5000, "both closed");
+    expect(initiator.closed?.reason).toContain("identity signature does not match");
+    expect(initiator.released).toBe("destroy");
+    expect(messages(initiator.wire).map((m) => m.length)).toEqual([48]); // message 1 only
+    expect([initiator.frames, responder.frames]).toEqual([[], []]);
+  });
+
+  test.each(["initiator", "responder"] as const)(
+    "a HELLO of another version from the %s goes up unchecked, for the node to refuse",
+    async (from) => {
+      const v3 = () =>
+        encodeHello({ version: 3, nodeId: generateIdentity().publicKey, listenPort: 0, nick: "x" });
+      const ends = link({
+        initiator: from === "initiator" ? v3 : (me) => honest(me),
+        responder: from === "responder" ? v3 : (me) => honest(me),
+      });
+      const to = from === "initiator" ? ends.responder : ends.initiator;
+      await waitFor(() => to.frames.length > 0, 5000, "the HELLO handed up");
+      expect(to.frames[0]?.type).toBe(FrameType.Hello);
+      expect(to.frames[0]?.payload[4]).toBe(3);
+      expect(to.closed).toBeUndefined();
+    },
+  );
+
+  test("the confirmation leaves before the responder's node reads the HELLO; its refusal follows", async () => {
+    const refusal = encodeError({ code: WireErrorCode.BadHandshake, message: "no thanks" });
+    const { initiator, responder } = link({
+      initiator: (me) => honest(me, "alice"),
+      responder: (me) => honest(me, "bob"),
+      onHello: (side, stream) => {
+        if (side === "responder") stream.end(refusal);
+      },
+    });
+    await waitFor(() => initiator.closed, 5000, "initiator closed");
+    // Towards the initiator: message 2, the empty confirmation (a bare tag), the ERROR.
+    const sizes = messages(responder.wire).map((m) => m.length);
+    expect(sizes.slice(1)).toEqual([16, refusal.length + 16]);
+    expect(responder.released).toBe("end");
+    // The initiator's node gets the responder's HELLO on the confirmation, then the ERROR.
+    expect(initiator.frames.map((f) => f.type)).toEqual([FrameType.Hello, FrameType.Error]);
+    expect(decodeError(initiator.frames[1]?.payload ?? new Uint8Array(0))).toEqual({
+      code: WireErrorCode.BadHandshake,
+      message: "no thanks",
+    });
+  });
+});
+
+describe("another room, over TCP", () => {
+  let listener: TcpListener | undefined;
+  afterEach(() => {
+    listener?.close();
+    listener = undefined;
+  });
+
+  test("the listener reads message 1, then resets the connection without sending a byte", async () => {
+    let listenerClosed: StreamClosed | undefined;
+    const identity = generateIdentity();
+    listener = listenTcp({
+      host: "127.0.0.1",
+      port: 0,
+      onStream: (tcp) => {
+        const stream = secureStream(tcp, channelOptions(identity, "lobby"));
+        stream.start({ data() {}, close: (info) => (listenerClosed = info) });
+        stream.write(encodeHello({ nodeId: identity.publicKey, listenPort: 0, nick: "bob" }));
+      },
+    });
+    const dialler = new HandshakeState({
+      protocolName: NOISE_PROTOCOL_NAME,
+      initiator: true,
+      prologue: NOISE_PROLOGUE,
+      s: generateKeyPair(),
+      psks: [roomKey("another room")],
+    });
+    const first = dialler.writeMessage();
+    if (!first.ok) throw new Error("message 1");
+    let received = 0;
+    let fin = false;
+    let closedWith: string | undefined;
+    await Bun.connect({
+      hostname: "127.0.0.1",
+      port: listener.port,
+      socket: {
+        binaryType: "uint8array",
+        open: (socket) => {
+          socket.write(Uint8Array.of(0, first.message.length, ...first.message));
+        },
+        data: (_socket, chunk) => {
+          received += chunk.length;
+        },
+        end: () => {
+          fin = true;
+        },
+        close: (_socket, error) => {
+          closedWith = (error as { code?: string } | undefined)?.code ?? "clean";
+        },
+      },
+    });
+    await waitFor(() => closedWith !== undefined, 5000, "dialler closed");
+    expect({ received, fin, closedWith }).toEqual({
+      received: 0,
+      fin: false,
+      closedWith: "ECONNRESET",
+    });
+    expect(listenerClosed?.reason).toBe(HANDSHAKE_REFUSED_REASON);
+  });
+});
