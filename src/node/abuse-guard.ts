@@ -12,7 +12,7 @@ export const MAX_BARRED_IDS = 1000;
 export interface GuardState {
   /** FLOOD frames this neighbour may still send (the relay takes from it). */
   readonly bucket: TokenBucket;
-  /** FLOODs dropped for rate in the current window, and when the window began. */
+  /** FLOODs dropped for rate in the current window, and when the window began (its first drop). */
   throttled: number;
   throttledSince: number;
   /** FLOODs from this neighbour whose signatures did not verify, over the link's life. */
@@ -23,9 +23,9 @@ export interface GuardState {
 export type GuardVerdict =
   /** Dropped; nothing more. */
   | { readonly action: "drop" }
-  /** Dropped, and worth one warning: the first of its kind on this link. */
+  /** Dropped, and worth one warning: the first of its kind on this link (for rate, in its window). */
   | { readonly action: "warn"; readonly message: string }
-  /** Enough: close the link with this ERROR; the neighbour's id is barred already. */
+  /** Enough: close the link with this ERROR; the neighbour's id is barred (if the table has room). */
   | { readonly action: "disconnect"; readonly close: CloseRequest };
 
 const DROP: GuardVerdict = Object.freeze({ action: "drop" });
@@ -64,7 +64,9 @@ export class AbuseGuard {
 
   /** A FLOOD from `key`'s link was dropped unread for rate. */
   throttled(state: GuardState, key: string | undefined, now: number): GuardVerdict {
-    if (now - state.throttledSince > THROTTLE_WINDOW_MS) {
+    // The window opens at a drop, so a neighbour cannot spread twice the allowance over
+    // the edge of a window that began long before.
+    if (state.throttled === 0 || now - state.throttledSince > THROTTLE_WINDOW_MS) {
       state.throttled = 0;
       state.throttledSince = now;
     }

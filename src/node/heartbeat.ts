@@ -32,10 +32,14 @@ export class Heartbeat {
   }
 
   private schedule(): void {
-    this.timer = this.clock.setTimeout(() => {
+    const timer = this.clock.setTimeout(() => {
+      if (this.timer !== timer) return; // cancelled after it fired
+      this.timer = undefined;
       this.tick();
-      // The tick may have stopped it (the node closing): then it stays stopped.
-      if (this.active) this.schedule();
+      // The tick may have stopped it (the node closing), or restarted it: then the
+      // timer `start` armed is the only one.
+      if (this.active && this.timer === undefined) this.schedule();
     }, this.intervalMs);
+    this.timer = timer;
   }
 }

@@ -1,5 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { Relay, type RelayOutcome } from "../../src/node/relay.ts";
+import {
+  DEFAULT_FLOOD_LIMITS,
+  type FloodLimits,
+  TokenBucket,
+} from "../../src/node/flood-limits.ts";
+import { type RateBudget, Relay, type RelayOutcome } from "../../src/node/relay.ts";
 import { SeenCache } from "../../src/node/seen-cache.ts";
 import { encodeChatBody } from "../../src/protocol/chat.ts";
 import { FloodKind, MAX_HOPS } from "../../src/protocol/constants.ts";
@@ -246,6 +251,122 @@ describe("Relay", () => {
     expect(rx(r, payload({ kind: 0x99, body: Uint8Array.of(0xde, 0xad) }), 0)).toMatchObject({
       status: "accepted",
       forward: true,
+    });
+  });
+});
+
+describe("Relay: rate limits", () => {
+  /** Receives `p` as `rx` does, with the sending neighbour's budget. */
+  const rxWith = (r: Relay, p: Uint8Array, now: number, budget?: RateBudget) =>
+    r.receive(p, 0, p.length, now, budget);
+
+  const REFUSING: RateBudget = { take: () => false };
+
+  test.each([
+    ["a new message", () => payload({ sentAt: 1000 })],
+    ["garbage", () => Uint8Array.of(1, 2, 3)],
+    ["a stale message", () => payload({ sentAt: 1000 + 10 * new SeenCache().ttlMs })],
+    ["a forgery", () => payload({ sentAt: 1000 }, keyOf(8))],
+  ])("%s from a neighbour over its budget is throttled, nothing else looked at", (_name, make) => {
+    const r = relay();
+    expect(rxWith(r, make(), 1000, REFUSING)).toEqual({ status: "throttled" });
+    expect(r.stats).toMatchObject({
+      throttled: 1,
+      invalid: 0,
+      verified: 0,
+      forged: 0,
+      stale: 0,
+      accepted: 0,
+    });
+  });
+
+  test("a duplicate from a neighbour over its budget is throttled, not counted a duplicate", () => {
+    const r = relay();
+    const p = payload({ sentAt: 1000 });
+    expect(rxWith(r, p, 1000).status).toBe("accepted");
+    expect(rxWith(r, p, 1000, REFUSING).status).toBe("throttled");
+    expect(r.stats).toMatchObject({ throttled: 1, duplicates: 0 });
+  });
+
+  test("a throttled message is not remembered: the same message within budget is accepted", () => {
+    const r = relay();
+    const p = payload({ sentAt: 1000 });
+    expect(rxWith(r, p, 1000, REFUSING).status).toBe("throttled");
+    expect(rxWith(r, p, 1001, { take: () => true }).status).toBe("accepted");
+  });
+
+  test("the budget is asked once per FLOOD, at the time of receipt", () => {
+    const asked: number[] = [];
+    const budget: RateBudget = {
+      take: (now) => {
+        asked.push(now);
+        return asked.length <= 2;
+      },
+    };
+    const r = relay();
+    const outcomes = [1000, 1001, 1002].map(
+      (now) => rxWith(r, payload({ sentAt: 1000 }), now, budget).status,
+    );
+    expect(outcomes).toEqual(["accepted", "accepted", "throttled"]);
+    expect(asked).toEqual([1000, 1001, 1002]);
+  });
+
+  test("a neighbour's token bucket lets its burst through, then throttles", () => {
+    const r = relay();
+    const bucket = new TokenBucket(1, 3, 1000);
+    const outcomes = [0, 1, 2, 3].map(
+      () => rxWith(r, payload({ sentAt: 1000 }), 1000, bucket).status,
+    );
+    expect(outcomes).toEqual(["accepted", "accepted", "accepted", "throttled"]);
+    expect(r.stats.throttled).toBe(1);
+  });
+
+  describe("per author", () => {
+    const limits: FloodLimits = {
+      ...DEFAULT_FLOOD_LIMITS,
+      perOriginPerSecond: 1,
+      perOriginBurst: 2,
+    };
+    const OTHER = keyOf(8);
+    const limited = () => new Relay(keyOf(1), new SeenCache(), { limits });
+
+    test("an author over its rate is origin-limited, and counted", () => {
+      const r = limited();
+      const outcomes = [0, 1, 2].map(() => rxWith(r, payload({ sentAt: 1000 }), 1000).status);
+      expect(outcomes).toEqual(["accepted", "accepted", "origin-limited"]);
+      expect(r.stats).toMatchObject({ accepted: 2, originLimited: 1, verified: 3 });
+    });
+
+    test("an origin-limited message is remembered: the same message again is a duplicate", () => {
+      const r = limited();
+      rxWith(r, payload({ sentAt: 1000 }), 1000);
+      rxWith(r, payload({ sentAt: 1000 }), 1000);
+      const p = payload({ sentAt: 1000 });
+      expect(rxWith(r, p, 1000).status).toBe("origin-limited");
+      expect(rxWith(r, p, 5000).status).toBe("duplicate"); // even once the author has tokens again
+      expect(r.stats).toMatchObject({ originLimited: 1, duplicates: 1 });
+    });
+
+    test("another author is unaffected", () => {
+      const r = limited();
+      for (let i = 0; i < 3; i++) rxWith(r, payload({ sentAt: 1000 }), 1000);
+      const other = payload({ sentAt: 1000, origin: OTHER.publicKey }, OTHER);
+      expect(rxWith(r, other, 1000).status).toBe("accepted");
+    });
+
+    test("the author's rate refills: a second later one more passes", () => {
+      const r = limited();
+      for (let i = 0; i < 3; i++) rxWith(r, payload({ sentAt: 1000 }), 1000);
+      expect(rxWith(r, payload({ sentAt: 2000 }), 2000).status).toBe("accepted");
+      expect(rxWith(r, payload({ sentAt: 2000 }), 2000).status).toBe("origin-limited");
+    });
+
+    test("a forger cannot spend an honest author's budget: forgeries are refused before the rate", () => {
+      const r = limited();
+      for (let i = 0; i < 5; i++)
+        expect(rxWith(r, payload({ sentAt: 1000 }, OTHER), 1000).status).toBe("forged");
+      expect(rxWith(r, payload({ sentAt: 1000 }), 1000).status).toBe("accepted");
+      expect(r.stats.originLimited).toBe(0);
     });
   });
 });
