@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compile, RELEASE_TARGETS } from "../../scripts/build.ts";
 import { fromBinary, type Launcher } from "../helpers/cli.ts";
+import { hermeticEnv } from "../helpers/hermetic-env.ts";
 import {
   failures,
   headlessRelay,
@@ -37,7 +38,7 @@ describe("the compiled binary (bun build --compile)", () => {
   test("runs standalone: prints its version without Bun or the sources", async () => {
     const proc = Bun.spawn([join(dir, "peerchat"), "--version"], {
       cwd: dir,
-      env: { PATH: "/nonexistent" },
+      env: { PATH: "/nonexistent", ...hermeticEnv() },
       stdout: "pipe",
     });
     expect(await proc.exited).toBe(0);

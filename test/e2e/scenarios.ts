@@ -2,9 +2,11 @@ import { expect } from "bun:test";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { defaultIdentityPath, openIdentity } from "../../src/cli/identity-file.ts";
 import { encodeBye } from "../../src/protocol/control.ts";
 import { encodeHello } from "../../src/protocol/hello.ts";
 import { CliProcess, type Launcher, listenPortOf } from "../helpers/cli.ts";
+import { testEnv } from "../helpers/hermetic-env.ts";
 import { rawConnect } from "../helpers/raw-client.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
@@ -255,13 +257,17 @@ export async function shellPipeline(launcher: Launcher): Promise<void> {
   early.send("said before the link was up");
   await hub.waitForLine(chatLine("early", "said before the link was up"));
 
+  // The filter's user has run peerchat before: their identity is loaded without a word
+  // (the run's shared one is held by the other peers here, which a peer says on stderr).
+  const config = await mkdtemp(join(tmpdir(), "peerchat-filter-"));
+  openIdentity(defaultIdentityPath({ XDG_CONFIG_HOME: config })).release();
   const quote = (arg: string) => `'${arg.replaceAll("'", `'\\''`)}'`;
   const command = launcher(["127.0.0.1", "0", "127.0.0.1", String(port), "--nick", "filter"]);
   const pipeline = Bun.spawn(["sh", "-c", `${command.map(quote).join(" ")} | head -n 1`], {
     stdin: "pipe",
     stdout: "pipe",
     stderr: "pipe",
-    env: { ...process.env, NO_COLOR: "1" },
+    env: testEnv({ NO_COLOR: "1", XDG_CONFIG_HOME: config }),
   });
   try {
     await hub.waitForLine("connected to filter");
@@ -273,6 +279,7 @@ export async function shellPipeline(launcher: Launcher): Promise<void> {
     expect(await new Response(pipeline.stderr).text()).toBe("");
   } finally {
     pipeline.kill("SIGKILL");
+    await rm(config, { recursive: true, force: true });
   }
 }
 

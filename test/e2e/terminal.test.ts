@@ -1,6 +1,7 @@
 import { afterEach, expect, test } from "bun:test";
 import type { Subprocess } from "bun";
 import { CliProcess, fromSource } from "../helpers/cli.ts";
+import { testEnv } from "../helpers/hermetic-env.ts";
 import { Screen } from "../helpers/screen.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
@@ -21,7 +22,7 @@ class TtyPeer {
           this.screen.write(text);
         },
       },
-      env: { ...process.env, TERM: "xterm-256color" },
+      env: testEnv({ TERM: "xterm-256color" }),
     });
   }
 

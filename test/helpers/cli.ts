@@ -1,7 +1,6 @@
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { testEnv } from "./hermetic-env.ts";
 import { waitFor } from "./wait-for.ts";
 
 /** How to start peerchat: from source, or a compiled binary. */
@@ -17,12 +16,6 @@ export const fromBinary =
   (path: string): Launcher =>
   (args) => [path, ...args];
 
-/**
- * Where the peers started by tests keep their identity: a directory of this test run's
- * own, never the user's ~/.config.
- */
-export const TEST_CONFIG_HOME = mkdtempSync(join(tmpdir(), "peerchat-test-config-"));
-
 /** A peerchat process driven through its stdin and read from its stdout and stderr. */
 export class CliProcess {
   readonly stdout: string[] = [];
@@ -35,7 +28,9 @@ export class CliProcess {
       stdin: "pipe",
       stdout: "pipe",
       stderr: "pipe",
-      env: { ...process.env, NO_COLOR: "1", XDG_CONFIG_HOME: TEST_CONFIG_HOME, ...options.env },
+      // The home and XDG directories are the run's own (hermetic-env.ts), even when a
+      // script outside `bun test` (scripts/fuzz.ts) starts the peer.
+      env: testEnv({ NO_COLOR: "1", ...options.env }),
     });
     this.exited = this.proc.exited;
     void collect(this.proc.stdout, this.stdout);
