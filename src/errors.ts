@@ -99,3 +99,26 @@ export class NoiseError extends Error {
     super(message, options);
   }
 }
+
+/** Codes for {@link StoreError}: the message store on disk cannot be used. */
+export type StoreErrorCode =
+  /** The file is not a peerchat store (or not a database at all). */
+  | "CORRUPT"
+  /** The file or its directory cannot be read or created. */
+  | "UNREADABLE"
+  /** The directory or file cannot be written. */
+  | "READ_ONLY"
+  /** Another peerchat holds this store. */
+  | "IN_USE";
+
+/** The history store cannot be opened; the CLI exits with status 1 and says what to do. */
+export class StoreError extends Error {
+  override readonly name = "StoreError";
+  constructor(
+    readonly code: StoreErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}

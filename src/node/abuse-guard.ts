@@ -62,6 +62,13 @@ export class AbuseGuard {
     };
   }
 
+  /** The verdict for one FLOOD from `key`'s link that the relay refused as `status`. */
+  judge(status: string, state: GuardState, key: string | undefined, now: number): GuardVerdict {
+    if (status === "throttled") return this.throttled(state, key, now);
+    if (status === "forged") return this.forged(state, key, now);
+    return DROP;
+  }
+
   /** A FLOOD from `key`'s link was dropped unread for rate. */
   throttled(state: GuardState, key: string | undefined, now: number): GuardVerdict {
     // The window opens at a drop, so a neighbour cannot spread twice the allowance over

@@ -55,13 +55,14 @@ export function reportClose(link: ClosedLink, info: ConnectionClosed): CloseRepo
     : {};
   if (info.code !== undefined && info.code !== WireErrorCode.TooManyPeers) {
     const level = info.code === WireErrorCode.Internal ? "error" : "warn";
-    const detail = info.error instanceof ProtocolError ? `, ${info.error.code}` : "";
-    const code = `ERROR ${info.code} ${WIRE_ERROR_NAMES[info.code] ?? ""}${detail}`;
+    const cause = info.error instanceof ProtocolError ? `, ${info.error.code}` : "";
+    const code = `ERROR ${info.code} ${WIRE_ERROR_NAMES[info.code] ?? ""}${cause}`;
     const who = link.nick !== undefined ? `${link.nick} (${where})` : where;
     const { address, direction } = neighbour;
     const nick = link.nick !== undefined ? { nick: link.nick } : {};
     const problem = { address, direction, reason, ...nick };
-    return { reason, log: { level, text: `closed ${who}: ${reason} [${code}]` }, problem, ...down };
+    const log = { level, text: `closed ${who}: ${reason} [${code}]` } as const;
+    return { reason, log, problem, ...down };
   }
   if (link.established || link.superseded || info.code !== undefined) return { reason, ...down };
   // Someone knocked and did not get in (another room, a port scanner, a v1 peer).

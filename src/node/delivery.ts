@@ -29,6 +29,8 @@ export interface ChatMessage {
   readonly hops: number;
   /** True for messages this node sent. */
   readonly own: boolean;
+  /** Arrived by sync, after the fact, rather than live (docs/PROTOCOL.md §5c). */
+  readonly late?: boolean;
 }
 
 /** Any FLOOD from another node, once the relay accepted it (chat, presence, unknown kinds). */
@@ -73,7 +75,13 @@ export class Delivery implements ChatMessage, FloodDelivery {
     readonly receivedAt: number,
     readonly hops: number,
     readonly presence: Presence | undefined = undefined,
+    readonly late = false,
   ) {}
+
+  /** The FLOOD payload (id to end of body), a view of the bytes received. */
+  get payload(): Uint8Array {
+    return this.bytes.subarray(this.base, this.end);
+  }
 
   /** True for a message this node originated. */
   get own(): boolean {
@@ -136,7 +144,7 @@ export class Delivery implements ChatMessage, FloodDelivery {
 
   /** A plain object of the chat fields (for logs, tests and JSON). */
   toJSON(): ChatMessage {
-    const { id, origin, seq, nick, text, sentAt, receivedAt, hops, own } = this;
-    return { id, origin, seq, nick, text, sentAt, receivedAt, hops, own };
+    const { id, origin, seq, nick, text, sentAt, receivedAt, hops, own, late } = this;
+    return { id, origin, seq, nick, text, sentAt, receivedAt, hops, own, late };
   }
 }

@@ -22,6 +22,12 @@ export function helloFrame(nodeId: Uint8Array, listenPort: number, nick: string)
   return encodeHello({ nodeId, listenPort, nick });
 }
 
+/** How a link whose HELLO did not come within `timeoutMs` is closed. */
+export function timedOut(timeoutMs: number): CloseRequest {
+  const message = `no HELLO within ${timeoutMs / 1000} s`;
+  return { kind: "error", code: WireErrorCode.HandshakeTimeout, message };
+}
+
 /** What the node knows when a connection arrives or is dialled. */
 export interface Admission {
   readonly direction: Direction;
@@ -101,7 +107,12 @@ export type HandshakeStep =
   /** Not a valid HELLO: close with this protocol error. */
   | { readonly action: "violation"; readonly close: CloseRequest }
   /** Our own id: we dialled ourselves. Close quietly. */
-  | { readonly action: "self"; readonly hello: Hello; readonly key: string }
+  | {
+      readonly action: "self";
+      readonly hello: Hello;
+      readonly key: string;
+      readonly close: CloseRequest;
+    }
   /** Barred for abuse a moment ago: close with this ERROR, so the dialler can say why. */
   | {
       readonly action: "barred";
@@ -144,7 +155,8 @@ export function handshakeStep(frame: Frame, ctx: HandshakeContext): HandshakeSte
     throw error;
   }
   const key = hex(hello.nodeId);
-  if (compareBytes(hello.nodeId, ctx.selfId) === 0) return { action: "self", hello, key };
+  if (compareBytes(hello.nodeId, ctx.selfId) === 0)
+    return { action: "self", hello, key, close: { kind: "quiet", reason: "connected to self" } };
   const bar = ctx.barOf(key);
   if (bar !== undefined) {
     const seconds = Math.ceil(bar.remainingMs / 1000);

@@ -1,6 +1,8 @@
 import type { CloseRequest } from "../link/connection.ts";
+import type { Clock, TimerHandle } from "./clock.ts";
+import type { LinkEnd } from "./handshake.ts";
 import type { Link } from "./link.ts";
-import { neighbourInfo } from "./link.ts";
+import { linkEnd, neighbourInfo } from "./link.ts";
 import type { NeighbourInfo } from "./node-events.ts";
 
 /** Every open connection, and the established ones by neighbour: at most one each. */
@@ -33,6 +35,12 @@ export class LinkTable {
     return this.byKey.get(key);
   }
 
+  /** The established link to a neighbour, as the duplicate-link rule sees it. */
+  neighbourEnd(key: string): LinkEnd | undefined {
+    const link = this.byKey.get(key);
+    return link && linkEnd(link);
+  }
+
   /** Makes `link` the neighbour's link (a new neighbour, or a duplicate that won). */
   setNeighbour(link: Link): void {
     this.byKey.set(link.key as string, link);
@@ -57,9 +65,18 @@ export class LinkTable {
 
   /**
    * Closes every connection (BYE to neighbours, quiet to the rest). Resolves once all
-   * have closed.
+   * have closed, or after `deadlineMs` on `clock`.
    */
-  closeAll(reason: string): Promise<void> {
+  async closeAll(reason: string, clock: Clock, deadlineMs: number): Promise<void> {
+    let timer: TimerHandle | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = clock.setTimeout(resolve, deadlineMs);
+    });
+    await Promise.race([this.closeEach(reason), deadline]);
+    clock.clearTimeout(timer);
+  }
+
+  private closeEach(reason: string): Promise<void> {
     const closed = [...this.all].map(
       (link) =>
         new Promise<void>((resolve) => {

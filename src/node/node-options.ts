@@ -31,6 +31,8 @@ export interface PeerNodeOptions {
   readonly tap?: WireTap;
   /** FLOOD rate limits; the defaults of flood-limits.ts unless given. */
   readonly floodLimits?: FloodLimits;
+  /** The `seq` of this identity's last message, from its history: numbering goes on. */
+  readonly lastSeq?: number;
   /** Inbound connections allowed to be mid-handshake at once; default 32. */
   readonly maxPendingHandshakes?: number;
 }

@@ -1,3 +1,4 @@
+import { ConfigError } from "../errors.ts";
 import { encodeUtf8 } from "../protocol/byte-writer.ts";
 import { MAX_TEXT_BYTES } from "../protocol/constants.ts";
 import { nickProblem, textProblem } from "../protocol/text.ts";
@@ -16,7 +17,7 @@ export type ChatDraft =
   | { readonly status: "throttled"; readonly retryInMs: number };
 
 /**
- * Our own messages: the nick they carry, the checks a receiver will apply, and the
+ * Our own messages (a nick that breaks the limits throws {@link ConfigError} `BAD_NICK`): the nick they carry, the checks a receiver will apply, and the
  * per-author rate every neighbour holds us to (sent faster, they would be dropped).
  */
 export class Outbox {
@@ -30,6 +31,8 @@ export class Outbox {
     nick: string,
     now: number,
   ) {
+    const problem = nickProblem(nick);
+    if (problem) throw new ConfigError("BAD_NICK", problem);
     this.currentNick = nick;
     this.nickBytes = encodeUtf8(nick);
     this.bucket = new TokenBucket(limits.perOriginPerSecond, limits.perOriginBurst, now);

@@ -1,7 +1,10 @@
 import type { ConsolaInstance } from "consola";
-import { ConfigError, ProtocolError } from "../errors.ts";
-import type { Connection, ConnectionClosed } from "../link/connection.ts";
-import { CLOSE_FLUSH_TIMEOUT_MS } from "../link/connection.ts";
+import { ProtocolError } from "../errors.ts";
+import {
+  CLOSE_FLUSH_TIMEOUT_MS,
+  type Connection,
+  type ConnectionClosed,
+} from "../link/connection.ts";
 import { FloodKind, FrameType, NODE_ID_BYTES, WireErrorCode } from "../protocol/constants.ts";
 import { decodeNonce, encodePing, encodePong } from "../protocol/control.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
@@ -9,9 +12,8 @@ import { FLOOD_PAYLOAD_OFFSET, floodHops, floodKind, forwardFlood } from "../pro
 import type { Frame } from "../protocol/frame-decoder.ts";
 import { hex } from "../protocol/hex.ts";
 import { decodePeers } from "../protocol/peers.ts";
-import { nickProblem } from "../protocol/text.ts";
 import { generateIdentity } from "../secure/identity.ts";
-import { AbuseGuard, type GuardVerdict } from "./abuse-guard.ts";
+import { AbuseGuard } from "./abuse-guard.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { closedLink, reportClose } from "./close-report.ts";
 import { Delivery } from "./delivery.ts";
@@ -27,7 +29,7 @@ import * as liveness from "./liveness.ts";
 import type { ConnectOutcome, NeighbourInfo, NodeEvents, SendOutcome } from "./node-events.ts";
 import { type NodeConfig, nodeConfig, type PeerNodeOptions } from "./node-options.ts";
 import { Outbox } from "./outbox.ts";
-import { Relay, type RelayStats } from "./relay.ts";
+import { type HistoryWindow, Relay, type RelayOutcome, type RelayStats } from "./relay.ts";
 import { SeenCache } from "./seen-cache.ts";
 import { label, NodeTrace } from "./trace.ts";
 
@@ -54,10 +56,9 @@ export class PeerNode {
   private readonly outbox: Outbox;
   private readonly links = new LinkTable();
   private closing = false;
+  private readonly handlers = new Map<number, (from: string, frame: Frame) => void>();
 
   constructor(options: PeerNodeOptions) {
-    const problem = nickProblem(options.nick);
-    if (problem) throw new ConfigError("BAD_NICK", problem);
     const identity = options.identity ?? generateIdentity();
     this.nodeId = identity.publicKey;
     if (this.nodeId.length !== NODE_ID_BYTES) throw new Error("nodeId must be 32 bytes");
@@ -71,7 +72,7 @@ export class PeerNode {
     this.guard = new AbuseGuard(limits);
     this.events = new Emitter((error) => this.log.error("event listener failed:", error));
     const seen = new SeenCache(options.seenTtlMs, options.seenMaxEntries);
-    this.relay = new Relay(identity, seen, { limits });
+    this.relay = new Relay(identity, seen, { limits, lastSeq: options.lastSeq ?? 0 });
     this.outbox = new Outbox(this.relay, limits, options.nick, this.clock.now());
     this.heartbeat = new Heartbeat(this.clock, liveness.HEARTBEAT_INTERVAL_MS, () => this.tick());
     this.heartbeat.start();
@@ -116,6 +117,16 @@ export class PeerNode {
   /** Bytes queued towards neighbours, summed: callers pace bulk sends on it. */
   get pendingBytes(): number {
     return this.links.pendingBytes();
+  }
+
+  /** Lets a protocol above the node take frames of `type` (0x08–0xFF) from neighbours. */
+  handle(type: number, handler: (from: string, frame: Frame) => void): void {
+    this.handlers.set(type, handler);
+  }
+
+  /** True if the link to this neighbour has more queued than the congestion mark. */
+  congested(nodeIdHex: string): boolean {
+    return this.links.neighbour(nodeIdHex)?.conn.congested ?? false;
   }
 
   /** Sends an encoded frame to one neighbour; false if it is not a neighbour or not taking it. */
@@ -183,11 +194,10 @@ export class PeerNode {
     // HELLO goes out and the deadline is armed before any incoming byte is looked at:
     // starting the connection may replay data (or a close) that arrived in the meantime.
     this.send(self, handshake.helloFrame(this.nodeId, this.listenPort, this.outbox.nick));
+    const { handshakeTimeoutMs } = this.config;
     self.timer = this.clock.setTimeout(() => {
-      if (self.state !== "handshaking") return;
-      const message = `no HELLO within ${this.config.handshakeTimeoutMs / 1000} s`;
-      conn.close({ kind: "error", code: WireErrorCode.HandshakeTimeout, message });
-    }, this.config.handshakeTimeoutMs);
+      if (self.state === "handshaking") conn.close(handshake.timedOut(handshakeTimeoutMs));
+    }, handshakeTimeoutMs);
     conn.start({
       frame: (frame) => this.onFrame(self, frame),
       close: (info) => this.onClose(self, info),
@@ -235,14 +245,7 @@ export class PeerNode {
     if (this.closing) return;
     this.closing = true;
     this.heartbeat.stop();
-    let timer: ReturnType<Clock["setTimeout"]> | undefined;
-    await Promise.race([
-      this.links.closeAll(reason),
-      new Promise<void>((resolve) => {
-        timer = this.clock.setTimeout(resolve, CLOSE_FLUSH_TIMEOUT_MS);
-      }),
-    ]);
-    this.clock.clearTimeout(timer);
+    await this.links.closeAll(reason, this.clock, CLOSE_FLUSH_TIMEOUT_MS);
   }
 
   /**
@@ -286,15 +289,15 @@ export class PeerNode {
         link.conn.close({ kind: "quiet", reason: link.remoteReason });
         return;
       case FrameType.Hello:
-        this.violation(link, "BAD_HANDSHAKE", "second HELLO on an established link");
+        link.conn.close({ kind: "violation", error: SECOND_HELLO });
         return;
       case FrameType.Peers:
         this.events.emit("peers", { from: neighbourInfo(link), peers: decodePeers(frame.payload) });
         return;
       default:
-        if (frame.type === 0x00)
-          this.violation(link, "BAD_FRAME_TYPE", "frame type 0x00 is not defined");
-        // 0x08–0xFF: unknown types are skipped, so later versions can add frames.
+        if (frame.type === 0x00) link.conn.close({ kind: "violation", error: TYPE_ZERO });
+        // 0x08–0xFF: a protocol above the node's, or skipped, so later versions can add frames.
+        this.handlers.get(frame.type)?.(link.key as string, frame);
         return;
     }
   }
@@ -303,10 +306,7 @@ export class PeerNode {
     const step = handshake.handshakeStep(frame, {
       selfId: this.nodeId,
       link: linkEnd(link),
-      existing: (key) => {
-        const existing = this.links.neighbour(key);
-        return existing && linkEnd(existing);
-      },
+      existing: (key) => this.links.neighbourEnd(key),
       barOf: (key) => this.guard.barOf(key, this.clock.now()),
     });
     if (step.action === "refused" || step.action === "violation") {
@@ -318,21 +318,10 @@ export class PeerNode {
     link.timer = undefined;
     link.hello = step.hello;
     link.key = step.key;
-    switch (step.action) {
-      case "self":
-        link.conn.close({ kind: "quiet", reason: "connected to self" });
-        this.resolveDial(link, { status: "self" });
-        return;
-      case "barred":
-        link.conn.close(step.close);
-        return;
-      case "duplicate":
-        this.resolveDuplicate(link, step.keep);
-        return;
-      case "establish":
-        this.establish(link);
-        return;
-    }
+    if (step.action === "duplicate") this.resolveDuplicate(link, step.keep);
+    else if (step.action === "establish") this.establish(link);
+    else link.conn.close(step.close); // barred, or ourselves
+    if (step.action === "self") this.resolveDial(link, { status: "self" });
   }
 
   /** Two links to one node: keep the one the handshake chose, close the other quietly. */
@@ -377,22 +366,10 @@ export class PeerNode {
     const { bytes, start, end } = frame;
     const now = this.clock.now();
     const outcome = this.relay.receive(bytes, start, end, now, link.guard.bucket);
-    switch (outcome.status) {
-      case "throttled":
-        this.enforce(link, this.guard.throttled(link.guard, link.key, now));
-        return;
-      case "forged":
-        this.enforce(link, this.guard.forged(link.guard, link.key, now));
-        return;
-      case "invalid":
-        // Closes this link only; the message is not relayed.
-        link.conn.close({ kind: "violation", error: outcome.error });
-        return;
-      case "accepted":
-        break;
-      default:
-        this.trace.flood(link, frame, outcome, floodHops(bytes, start), []);
-        return;
+    if (outcome.status !== "accepted") {
+      this.refused(link, outcome, now);
+      this.trace.flood(link, frame, outcome, floodHops(bytes, start), []);
+      return;
     }
     const hops = floodHops(bytes, start);
     const sentTo: Link[] = [];
@@ -415,14 +392,27 @@ export class PeerNode {
     if (floodKind(bytes, start) === FloodKind.Chat) this.events.emit("message", delivery);
   }
 
-  /** Performs the guard's verdict on a neighbour. */
-  private enforce(link: Link, verdict: GuardVerdict): void {
-    if (verdict.action === "warn") this.log.warn(`${label(link)} ${verdict.message}`);
-    else if (verdict.action === "disconnect") link.conn.close(verdict.close);
+  /**
+   * A stored message that neighbour `from` sent by sync: checked like a live FLOOD, a
+   * forgery counted against `from`. Returns it, marked late, if it is new to us.
+   */
+  acceptStored(from: string, frame: Frame, window: HistoryWindow): Delivery | undefined {
+    const link = this.links.neighbour(from);
+    if (link === undefined) return undefined;
+    const now = this.clock.now();
+    const outcome = this.relay.receiveStored(frame.bytes, frame.start, frame.end, now, window);
+    if (outcome.status !== "accepted") return this.refused(link, outcome, now);
+    return new Delivery(frame.bytes, frame.start, frame.end, now, 1, undefined, true);
   }
 
-  private violation(link: Link, code: "BAD_HANDSHAKE" | "BAD_FRAME_TYPE", message: string): void {
-    link.conn.close({ kind: "violation", error: new ProtocolError(code, message) });
+  /** A FLOOD the relay did not accept: what it means for the neighbour that sent it. */
+  private refused(link: Link, outcome: RelayOutcome, now: number): undefined {
+    // Invalid: closes this link only; the message is not relayed.
+    if (outcome.status === "invalid") link.conn.close({ kind: "violation", error: outcome.error });
+    const verdict = this.guard.judge(outcome.status, link.guard, link.key, now);
+    if (verdict.action === "warn") this.log.warn(`${label(link)} ${verdict.message}`);
+    else if (verdict.action === "disconnect") link.conn.close(verdict.close);
+    return undefined;
   }
 
   private onClose(link: Link, info: ConnectionClosed): void {
@@ -446,13 +436,15 @@ export class PeerNode {
     this.applyReading(this.flow.tick(this.links.all, (link) => link.conn.bytesSent, now));
     for (const link of this.links.neighbours()) {
       const check = liveness.check(link.liveness, link.conn.stats.framesIn, link.flow.paused, now);
-      if (check.action === "ping") {
-        this.ping(link);
-      } else if (check.action === "dead") {
-        link.remoteReason = check.reason;
-        link.conn.close({ kind: "quiet", reason: check.reason });
-      }
+      if (check.action === "ping") this.ping(link);
+      else if (check.action === "dead") this.closeDead(link, check.reason);
     }
+  }
+
+  /** Silent for too long: gone, as if it had left (it may be frozen or unplugged). */
+  private closeDead(link: Link, reason: string): void {
+    link.remoteReason = reason;
+    link.conn.close({ kind: "quiet", reason });
   }
 
   private ping(link: Link): void {
@@ -495,3 +487,6 @@ export class PeerNode {
     return sent;
   }
 }
+
+const SECOND_HELLO = new ProtocolError("BAD_HANDSHAKE", "second HELLO on an established link");
+const TYPE_ZERO = new ProtocolError("BAD_FRAME_TYPE", "frame type 0x00 is not defined");

@@ -20,6 +20,7 @@ import {
   floodSentAt,
   floodSignature,
   floodSigningBytes,
+  keptInHistory,
   signFloodFrame,
   writeFloodEnvelope,
 } from "../protocol/flood.ts";
@@ -108,6 +109,16 @@ export interface RelayOptions {
   readonly fillRandom?: (bytes: Uint8Array) => void;
   /** The per-author rate; {@link DEFAULT_FLOOD_LIMITS} by default. */
   readonly limits?: FloodLimits;
+  /** The `seq` of the last message this node wrote before (it continues across restarts). */
+  readonly lastSeq?: number;
+}
+
+/** What a stored message received by sync may be, besides the checks of a live one. */
+export interface HistoryWindow {
+  /** The oldest `sentAt` kept: anything older is refused. */
+  readonly horizon: number;
+  /** Whether the id (16 bytes at `bytes[at…]`) is held already. */
+  held(bytes: Uint8Array, at: number): boolean;
 }
 const ACCEPTED_FORWARD: RelayOutcome = Object.freeze({
   status: "accepted",
@@ -160,6 +171,8 @@ export class Relay {
   private readonly verify: NonNullable<RelayOptions["verify"]>;
   private readonly fillRandom: NonNullable<RelayOptions["fillRandom"]>;
   private readonly origins: OriginLimiter | undefined;
+  /** The presence body {@link check} decoded: kept off the heap for the common CHAT. */
+  private checkedPresence: Presence | undefined;
 
   constructor(
     private readonly signer: FloodSigner,
@@ -169,6 +182,7 @@ export class Relay {
     this.nodeId = signer.publicKey;
     this.verify = options.verify ?? verifySignature;
     this.fillRandom = options.fillRandom ?? ((bytes) => crypto.getRandomValues(bytes));
+    this.seq = options.lastSeq ?? 0;
     const limits = options.limits ?? DEFAULT_FLOOD_LIMITS;
     this.origins =
       limits.perOriginPerSecond === Number.POSITIVE_INFINITY
@@ -212,7 +226,8 @@ export class Relay {
 
   /** Fills in the envelope of a frame whose id and body are written, signs it, marks it seen. */
   private seal(frame: Uint8Array, kind: number, now: number): Uint8Array {
-    const envelope = { origin: this.nodeId, seq: ++this.seq, sentAt: now, hops: 0, kind };
+    if (keptInHistory(kind)) this.seq++;
+    const envelope = { origin: this.nodeId, seq: this.seq, sentAt: now, hops: 0, kind };
     writeFloodEnvelope(frame, FLOOD_PAYLOAD_OFFSET, envelope);
     signFloodFrame(frame, (m) => this.signer.sign(m));
     this.seen.add(frame, FLOOD_PAYLOAD_OFFSET, now);
@@ -245,17 +260,74 @@ export class Relay {
       this.stats.throttled++;
       return THROTTLED;
     }
+    const whole = end - start >= FLOOD_HEADER_BYTES;
+    if (whole && this.seen.has(bytes, start)) {
+      this.stats.duplicates++;
+      return DUPLICATE;
+    }
+    // Outside the window the seen-cache covers, the id may have been forgotten: a replay.
+    const stale = whole && Math.abs(now - floodSentAt(bytes, start)) > this.seen.ttlMs;
+    const refused = this.check(bytes, start, end, stale);
+    if (refused !== undefined) return refused;
+    // The id `has` just looked up (verification does not touch the cache): no second lookup.
+    this.seen.addLookedUp(now);
+    // Per author, once the signature proves who the author is (else a forger could spend
+    // an honest author's budget).
+    if (this.origins !== undefined && !this.origins.allow(floodOriginKey(bytes, start), now)) {
+      this.stats.originLimited++;
+      return ORIGIN_LIMITED;
+    }
+    return this.accepted(bytes, start);
+  }
+
+  /**
+   * Decides about a stored message a neighbour sent by sync (docs/PROTOCOL.md §5c):
+   * checked exactly like a live FLOOD (body, signature), but the store is its seen set,
+   * and its age may go back to the retention `window` (not further, not into the
+   * future beyond the live window). Accepted, it is never forwarded as a FLOOD; within
+   * the live window it is remembered as seen too, so a live copy is a duplicate.
+   */
+  receiveStored(
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    now: number,
+    window: HistoryWindow,
+  ): RelayOutcome {
+    const whole = end - start >= FLOOD_HEADER_BYTES;
+    if (whole && (window.held(bytes, start) || this.seen.has(bytes, start))) {
+      this.stats.duplicates++;
+      return DUPLICATE;
+    }
+    const sentAt = whole ? floodSentAt(bytes, start) : now;
+    const stale = sentAt < window.horizon || sentAt - now > this.seen.ttlMs;
+    if (whole && !keptInHistory(floodKind(bytes, start)))
+      return this.invalid(notKept(bytes, start));
+    const refused = this.check(bytes, start, end, stale);
+    if (refused !== undefined) return refused;
+    if (now - sentAt <= this.seen.ttlMs) this.seen.add(bytes, start, now);
+    return this.accepted(bytes, start);
+  }
+
+  /**
+   * The checks every FLOOD gets, cheapest first: its length, its body for the kinds we
+   * know, its age (`stale`, decided by the caller), and last its origin's signature.
+   * Returns why it is refused, or undefined with a presence body in {@link checkedPresence}.
+   */
+  private check(
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    stale: boolean,
+  ): RelayOutcome | undefined {
     if (end - start < FLOOD_HEADER_BYTES) {
       const message = `FLOOD of ${end - start} bytes, shorter than its ${FLOOD_HEADER_BYTES}-byte header`;
       return this.invalid(new ProtocolError("TRUNCATED", message));
     }
-    if (this.seen.has(bytes, start)) {
-      this.stats.duplicates++;
-      return DUPLICATE;
-    }
     const kind = floodKind(bytes, start);
     const body = floodBodyAt(start);
     let presence: Presence | undefined;
+    this.checkedPresence = undefined;
     try {
       if (kind === FloodKind.Chat) checkChatBody(bytes, body, end);
       else if (isPresenceKind(kind)) presence = decodePresenceBody(kind, bytes.subarray(body, end));
@@ -263,8 +335,7 @@ export class Relay {
       if (error instanceof ProtocolError) return this.invalid(error);
       throw error;
     }
-    // Outside the window the seen-cache covers, the id may have been forgotten: a replay.
-    if (Math.abs(now - floodSentAt(bytes, start)) > this.seen.ttlMs) {
+    if (stale) {
       this.stats.stale++;
       return STALE;
     }
@@ -275,14 +346,12 @@ export class Relay {
       this.stats.forged++;
       return FORGED;
     }
-    // The id `has` just looked up (verification does not touch the cache): no second lookup.
-    this.seen.addLookedUp(now);
-    // Per author, once the signature proves who the author is (else a forger could spend
-    // an honest author's budget).
-    if (this.origins !== undefined && !this.origins.allow(floodOriginKey(bytes, start), now)) {
-      this.stats.originLimited++;
-      return ORIGIN_LIMITED;
-    }
+    this.checkedPresence = presence;
+    return undefined;
+  }
+
+  private accepted(bytes: Uint8Array, start: number): RelayOutcome {
+    const presence = this.checkedPresence;
     this.stats.accepted++;
     const forward = floodHops(bytes, start) + 1 < MAX_HOPS;
     if (!forward) this.stats.hopLimited++;
@@ -294,4 +363,11 @@ export class Relay {
     this.stats.invalid++;
     return { status: "invalid", error };
   }
+}
+
+function notKept(bytes: Uint8Array, start: number): ProtocolError {
+  return new ProtocolError(
+    "BAD_FIELD",
+    `HISTORY of FLOOD kind ${floodKind(bytes, start)}, which is not kept`,
+  );
 }

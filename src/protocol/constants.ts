@@ -47,6 +47,10 @@ export const FrameType = {
   Pong: 0x05,
   Bye: 0x06,
   Error: 0x07,
+  /** Reconciliation of the messages two neighbours hold (§5c). */
+  Sync: 0x08,
+  /** A stored message delivered by sync: a FLOOD payload, never relayed as a FLOOD. */
+  History: 0x09,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -59,6 +63,8 @@ export const FRAME_TYPE_NAMES: Readonly<Record<number, string>> = {
   [FrameType.Pong]: "PONG",
   [FrameType.Bye]: "BYE",
   [FrameType.Error]: "ERROR",
+  [FrameType.Sync]: "SYNC",
+  [FrameType.History]: "HISTORY",
 };
 
 /** FLOOD `kind` byte. Relays forward every kind, known or not. */

@@ -1,6 +1,7 @@
 import { ByteReader, readU32, readU64 } from "./byte-reader.ts";
 import { ByteWriter, writeU32 } from "./byte-writer.ts";
 import {
+  FloodKind,
   FRAME_HEADER_BYTES,
   FrameType,
   MESSAGE_ID_BYTES,
@@ -107,6 +108,15 @@ export function writeFloodEnvelope(bytes: Uint8Array, at: number, e: FloodEnvelo
   bytes[at + FLOOD_KIND_OFFSET] = e.kind;
   bytes.fill(0, at + FLOOD_SIGNATURE_OFFSET, at + FLOOD_HEADER_BYTES);
   return at + FLOOD_HEADER_BYTES;
+}
+
+/**
+ * Kinds kept in history: stored by every peer, reconciled by sync, and counted by the
+ * origin's `seq` (other kinds repeat the latest value), so that a gap in an origin's
+ * `seq` is a message some peer never got.
+ */
+export function keptInHistory(kind: number): boolean {
+  return kind === FloodKind.Chat;
 }
 
 /** Domain separation: a FLOOD signature can never be mistaken for any other. */
