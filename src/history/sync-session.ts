@@ -134,7 +134,9 @@ export class SyncSession {
       return [session, [send(encodeSyncDone(session.id)), done]];
     }
     const cells = new Uint8Array(STRATA_WIRE_CELLS * 14);
-    strataOf(w.keys).forEach((t, i) => cells.set(t.encode(), i * STRATUM_CELLS * 14));
+    strataOf(w.keys).forEach((t, i) => {
+      cells.set(t.encode(), i * STRATUM_CELLS * 14);
+    });
     const strata = encodeSyncStrata(session.id, since, s.count, [s.sumHi, s.sumLo], cells);
     return [session, [send(strata)]];
   }
