@@ -1,4 +1,6 @@
 import type { ConsolaInstance } from "consola";
+import { History } from "./history/history.ts";
+import { DAY_MS, DEFAULT_KEEP_DAYS, DEFAULT_MAX_MESSAGES, HistoryStore } from "./history/store.ts";
 import { secureLinks } from "./link/secure-links.ts";
 import { DEFAULT_DEGREE, Mesh } from "./mesh/mesh.ts";
 import { PinnedPeers } from "./mesh/pinned-peers.ts";
@@ -44,6 +46,19 @@ export interface PeerConfig {
   readonly handshakeTimeoutMs?: number;
   /** FLOOD rate limits (benchmarks turn them off); the defaults otherwise. */
   readonly floodLimits?: FloodLimits;
+  /**
+   * Where the room's history is kept (a file named for this identity and room) and for
+   * how long; without it, or with `dataDir` unset, the history lives in memory only.
+   */
+  readonly history?: HistoryConfig;
+}
+
+/** Where and how long a peer keeps its history. */
+export interface HistoryConfig {
+  /** The history file (see historyFileName); undefined: in memory only (`--ephemeral`). */
+  readonly path?: string;
+  readonly keepMs?: number;
+  readonly maxMessages?: number;
 }
 
 /** A running peer: its node, its listener, its mesh and its view of who is here. */
@@ -51,6 +66,9 @@ export interface RunningPeer {
   readonly node: PeerNode;
   readonly mesh: Mesh;
   readonly presence: PresenceTracker;
+  /** The room's messages, kept and reconciled with the neighbours. */
+  readonly history: History;
+  readonly store: HistoryStore;
   /** Where it listens; the port is the real one when 0 was asked for. */
   readonly listen: Endpoint;
   /** Dials `endpoint` and keeps it linked, like a bootstrap peer. */
@@ -62,21 +80,30 @@ export interface RunningPeer {
 }
 
 /**
- * Starts a peer: listens (throwing {@link ConnectionError} if the address cannot be
- * bound), then dials the bootstrap peers in the background.
+ * Starts a peer: opens its history (throwing {@link StoreError} if it cannot), listens
+ * (throwing {@link ConnectionError} if the address cannot be bound), then dials the
+ * bootstrap peers in the background.
  */
 export function startPeer(config: PeerConfig): RunningPeer {
   let node: PeerNode | undefined;
   const identity = config.identity ?? generateIdentity();
-  const links = secureLinks(identity, config.room ?? DEFAULT_ROOM, config.dial);
-  const listener: TcpListener = listenTcp({
-    host: config.host,
-    port: config.port,
-    onStream: (stream) => {
-      if (node) node.addConnection(links.accept(stream));
-      else stream.destroy();
-    },
-  });
+  const room = config.room ?? DEFAULT_ROOM;
+  const links = secureLinks(identity, room, config.dial);
+  const store = openStore(config, identity.publicKey);
+  let listener: TcpListener;
+  try {
+    listener = listenTcp({
+      host: config.host,
+      port: config.port,
+      onStream: (stream) => {
+        if (node) node.addConnection(links.accept(stream));
+        else stream.destroy();
+      },
+    });
+  } catch (error) {
+    store.close();
+    throw error;
+  }
   const listen = { host: config.host, port: listener.port };
   try {
     node = new PeerNode({
@@ -90,9 +117,11 @@ export function startPeer(config: PeerConfig): RunningPeer {
       ...(config.tap ? { tap: config.tap } : {}),
       ...(config.handshakeTimeoutMs ? { handshakeTimeoutMs: config.handshakeTimeoutMs } : {}),
       ...(config.floodLimits ? { floodLimits: config.floodLimits } : {}),
+      lastSeq: store.lastOwnSeq,
     });
   } catch (error) {
     listener.close();
+    store.close();
     throw error;
   }
   const peerNode = node;
@@ -106,6 +135,7 @@ export function startPeer(config: PeerConfig): RunningPeer {
     isPinned: (endpoint) => pinned.has(endpoint),
   });
   const presence = new PresenceTracker(peerNode, { clock });
+  const history = new History(peerNode, store, clock, config.logger);
   for (const endpoint of config.peers ?? []) void pinned.add(endpoint);
   let closing: Promise<void> | undefined;
   const stopBackground = () => {
@@ -117,6 +147,8 @@ export function startPeer(config: PeerConfig): RunningPeer {
     node: peerNode,
     mesh,
     presence,
+    history,
+    store,
     listen,
     connect: (endpoint) => pinned.add(endpoint),
     close(reason = "quit") {
@@ -124,6 +156,7 @@ export function startPeer(config: PeerConfig): RunningPeer {
         stopBackground();
         presence.leave(reason);
         await peerNode.close(reason);
+        history.close();
       })();
       return closing;
     },
@@ -131,8 +164,21 @@ export function startPeer(config: PeerConfig): RunningPeer {
       stopBackground();
       presence.stop();
       peerNode.abort();
+      history.close();
     },
   };
+}
+
+/** Opens the history `config` asks for: a file, or memory. */
+function openStore(config: PeerConfig, nodeId: Uint8Array): HistoryStore {
+  const h = config.history ?? {};
+  const keepMs = h.keepMs ?? DEFAULT_KEEP_DAYS * DAY_MS;
+  return HistoryStore.open(h.path ?? ":memory:", {
+    keepMs,
+    maxMessages: h.maxMessages ?? DEFAULT_MAX_MESSAGES,
+    self: nodeId,
+    onProblem: (message) => config.logger.warn(message),
+  });
 }
 
 /** The nick a peer gets when none is given: `HOST:PORT`, as the original program named senders. */

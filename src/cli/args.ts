@@ -1,6 +1,7 @@
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { defineCommand } from "citty";
 import { ConfigError } from "../errors.ts";
+import { DEFAULT_KEEP_DAYS, DEFAULT_MAX_MESSAGES } from "../history/store.ts";
 import { DEFAULT_DEGREE } from "../mesh/mesh.ts";
 import { DEFAULT_MAX_PEERS } from "../node/handshake.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
@@ -30,7 +31,21 @@ export interface ChatOptions {
   readonly room: string;
   /** Identity file; undefined = the default path. */
   readonly identityPath: string | undefined;
+  /** Directory of history files; undefined = the default path. */
+  readonly dataDir: string | undefined;
+  /** Keep no history on disk. */
+  readonly ephemeral: boolean;
+  /** Days messages are kept. */
+  readonly keepDays: number;
+  /** Stored messages shown at start; undefined = the default for the mode. */
+  readonly backlog: number | undefined;
 }
+
+/** Largest `--keep`, in days: ten years. */
+export const MAX_KEEP_DAYS = 3650;
+
+/** Largest `--backlog`. */
+export const MAX_BACKLOG = 10_000;
 
 /** The send command's arguments, validated. */
 export interface SendOptions {
@@ -99,6 +114,23 @@ export const chatCommand = defineCommand({
       description: `Links to keep, dialling known peers when short; 0 = only the peers named (default ${DEFAULT_DEGREE})`,
       valueHint: "D",
     },
+    "data-dir": {
+      type: "string",
+      description: "Where the room's history is kept (default $XDG_DATA_HOME/peerchat)",
+      valueHint: "DIR",
+    },
+    keep: {
+      type: "string",
+      description: `Days messages are kept (default ${DEFAULT_KEEP_DAYS}; at most ${DEFAULT_MAX_MESSAGES.toLocaleString("en-US")} a room)`,
+      valueHint: "DAYS",
+    },
+    ephemeral: { type: "boolean", description: "Keep the history in memory only" },
+    backlog: {
+      type: "string",
+      description:
+        "Stored messages shown at start (default 20 in a terminal, 0 with --json or piped input)",
+      valueHint: "N",
+    },
   },
 });
 
@@ -149,6 +181,10 @@ export function parseChatArgs(rawArgs: string[]): ChatOptions {
     peer: { type: "string", short: "p", multiple: true },
     "max-peers": { type: "string" },
     degree: { type: "string" },
+    "data-dir": { type: "string" },
+    keep: { type: "string" },
+    ephemeral: { type: "boolean" },
+    backlog: { type: "string" },
   });
   if (positionals.length > 4) {
     throw new ConfigError("BAD_ARGUMENT", `too many arguments: ${positionals.slice(4).join(" ")}`);
@@ -208,7 +244,40 @@ export function parseChatArgs(rawArgs: string[]): ChatOptions {
     verbosity: verbosity(values),
     room: checkRoom(values.room),
     identityPath: checkIdentityPath(values.identity),
+    ...historyOptions(values),
   };
+}
+
+function historyOptions(values: {
+  "data-dir"?: string;
+  keep?: string;
+  ephemeral?: boolean;
+  backlog?: string;
+}): Pick<ChatOptions, "dataDir" | "ephemeral" | "keepDays" | "backlog"> {
+  const dataDir = values["data-dir"];
+  if (dataDir === "") throw new ConfigError("BAD_ARGUMENT", "--data-dir needs a directory");
+  if (dataDir !== undefined && values.ephemeral)
+    throw new ConfigError("BAD_ARGUMENT", "choose one of --data-dir and --ephemeral");
+  let keepDays = DEFAULT_KEEP_DAYS;
+  if (values.keep !== undefined) {
+    const days = Number(values.keep);
+    if (!/^\d+(\.\d+)?$/.test(values.keep) || days <= 0 || days > MAX_KEEP_DAYS)
+      throw new ConfigError(
+        "BAD_ARGUMENT",
+        `--keep must be a number of days above 0 and at most ${MAX_KEEP_DAYS}, not "${values.keep}"`,
+      );
+    keepDays = days;
+  }
+  let backlog: number | undefined;
+  if (values.backlog !== undefined) {
+    if (!/^\d{1,5}$/.test(values.backlog) || Number(values.backlog) > MAX_BACKLOG)
+      throw new ConfigError(
+        "BAD_ARGUMENT",
+        `--backlog must be a number from 0 to ${MAX_BACKLOG}, not "${values.backlog}"`,
+      );
+    backlog = Number(values.backlog);
+  }
+  return { dataDir, ephemeral: values.ephemeral ?? false, keepDays, backlog };
 }
 
 /** Validates the send command's raw arguments (after the word `send`). */

@@ -1,4 +1,6 @@
 import { ConfigError } from "../errors.ts";
+import type { StoredMessage } from "../history/store.ts";
+import { type ChatMessage, Delivery } from "../node/delivery.ts";
 import type { ConnectOutcome } from "../node/node-events.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";
@@ -7,6 +9,22 @@ import { parseEndpoint } from "./address.ts";
 import { describePeer } from "./format.ts";
 import { helpText, parseInput } from "./input.ts";
 import type { Output } from "./output.ts";
+
+/** Lines `/history` shows when not told how many. */
+export const DEFAULT_HISTORY_LINES = 50;
+
+/** Most lines one `/history` shows. */
+export const MAX_HISTORY_LINES = 10_000;
+
+/** Stored messages as the output shows them, read from their original bytes; `self`: ours. */
+export function storedMessages(stored: readonly StoredMessage[], self: string): ChatMessage[] {
+  return stored.map((m) => {
+    const message = new Delivery(m.payload, 0, m.payload.length, m.receivedAt, 1);
+    return message.origin === self
+      ? new Delivery(m.payload, 0, m.payload.length, m.receivedAt, 0)
+      : message;
+  });
+}
 
 /**
  * Carries out what the user types (or pipes): chat lines go to the node, slash commands
@@ -92,6 +110,17 @@ export class ChatSession {
               show: true,
             }),
           );
+        return;
+      }
+      case "history": {
+        const n = action.arg === "" ? DEFAULT_HISTORY_LINES : Number(action.arg);
+        if (!/^\d{0,5}$/.test(action.arg) || n < 1 || n > MAX_HISTORY_LINES) {
+          this.output.error("bad-input", `usage: /history [N], N from 1 to ${MAX_HISTORY_LINES}`, {
+            show: true,
+          });
+          return;
+        }
+        this.output.history(storedMessages(this.peer.store.latest(n), this.peer.node.nodeIdHex));
         return;
       }
       case "quit":

@@ -33,14 +33,21 @@ export function clockTime(date: Date | number, precise = false): string {
 }
 
 /**
- * A chat line: `[HH:MM:SS] <nick> text`, stamped with the local time of arrival. `shownNick`
- * is the nick as it is to be shown (sanitised, perhaps with a key tag).
+ * A chat line: `[HH:MM:SS] <nick> text`, stamped with the local time of arrival (of
+ * sending, `at`, for a message from history). `shownNick` is the nick as it is to be
+ * shown (sanitised, perhaps with a key tag).
  */
 export function formatChatLine(
   message: ChatMessage,
   shownNick: string = sanitize(message.nick),
+  at: number = message.receivedAt,
 ): string {
-  return `[${clockTime(message.receivedAt)}] <${shownNick}> ${sanitize(message.text)}`;
+  return `[${clockTime(at)}] <${shownNick}> ${sanitize(message.text)}`;
+}
+
+/** `HH:MM` in local time. */
+export function clockMinutes(at: number): string {
+  return clockTime(at).slice(0, 5);
 }
 
 /** An info line: `[HH:MM:SS] * text`. */

@@ -13,6 +13,10 @@ export const COMMANDS = {
     summary: "everyone heard from in the last 90 s: nick, hops away, last seen",
   },
   nick: { usage: "/nick NAME", summary: "change your display name" },
+  history: {
+    usage: "/history [N]",
+    summary: "the last N stored messages (default 50), each with the time it was sent",
+  },
   connect: {
     usage: "/connect HOST:PORT",
     summary: "join another peer (kept linked, redialled if lost)",

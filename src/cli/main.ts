@@ -1,5 +1,5 @@
 import { type CommandDef, renderUsage, runCommand } from "citty";
-import { ConfigError, ConnectionError } from "../errors.ts";
+import { ConfigError, ConnectionError, StoreError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { chatCommand, parseChatArgs, parseSendArgs, sendCommand } from "./args.ts";
 import { runChat } from "./run-chat.ts";
@@ -8,7 +8,7 @@ import { flushStdio, isTerminal, writeStderr, writeStdout } from "./stdio.ts";
 /** Exit statuses. */
 export const ExitCode = {
   Ok: 0,
-  /** The network failed us: address in use, peer unreachable. */
+  /** The network failed us (address in use, peer unreachable), or a file did. */
   Failure: 1,
   /** The command line was wrong. */
   Usage: 2,
@@ -25,6 +25,9 @@ const VALUE_OPTIONS = new Set([
   "--room",
   "-r",
   "--identity",
+  "--data-dir",
+  "--keep",
+  "--backlog",
 ]);
 
 const EXAMPLES = `EXAMPLES
@@ -37,8 +40,8 @@ const EXAMPLES = `EXAMPLES
                                              a private room: peers without the name cannot join
 
   Also: peerchat send HOST:PORT TEXT [--nick NAME] [--json]   (see peerchat send --help)
-  Exit status: 0 ok, 1 network failure (address in use, peer unreachable) or an unusable
-  identity file, 2 bad arguments.`;
+  Exit status: 0 ok, 1 network failure (address in use, peer unreachable), an unusable
+  identity file or history, 2 bad arguments.`;
 
 /**
  * Runs the CLI with `argv` (without the program name) and resolves with the exit
@@ -91,7 +94,7 @@ function failureStatus(error: unknown): number {
     writeStderr(`peerchat: ${error.message}\n${SHORT_USAGE}`);
     return ExitCode.Usage;
   }
-  if (error instanceof ConnectionError) {
+  if (error instanceof ConnectionError || error instanceof StoreError) {
     writeStderr(`peerchat: ${error.message}`);
     return ExitCode.Failure;
   }
@@ -103,6 +106,7 @@ function failureStatus(error: unknown): number {
 
 const SHORT_USAGE = `usage: peerchat [HOST] [PORT] [PEER_HOST PEER_PORT] [--peer HOST:PORT]... [--nick NAME] [--json]
               [--room NAME] [--identity PATH] [--degree D] [--max-peers N]
+              [--data-dir DIR | --ephemeral] [--keep DAYS] [--backlog N]
               [--verbose | --quiet | --trace]
        peerchat send HOST:PORT TEXT [--nick NAME] [--room NAME] [--json]
 Try 'peerchat --help' for more.`;

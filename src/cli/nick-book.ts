@@ -36,6 +36,11 @@ export class NickBook {
     return others && others.size > 1 ? `${shown}#${keyTag(nodeId)}` : shown;
   }
 
+  /** The latest nick seen for `nodeId`, if any. */
+  nickOf(nodeId: string): string | undefined {
+    return this.nicks.get(nodeId);
+  }
+
   /** Records `nick` for `nodeId` (the old one is kept too: it may still be in view). */
   see(nodeId: string, nick: string): void {
     this.nicks.delete(nodeId);

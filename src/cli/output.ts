@@ -4,6 +4,7 @@ import type { PresenceChange, PresenceEntry } from "../presence/presence-tracker
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";
 import {
+  clockMinutes,
   clockTime,
   columns,
   describePeer,
@@ -21,12 +22,37 @@ export type OutputErrorCode =
   | "bad-input"
   | "unknown-command"
   | "no-neighbours"
-  | "throttled";
+  | "throttled"
+  | "history";
+
+/** At most this many messages of a late block are shown; the rest wait for /history. */
+export const LATE_BLOCK_LINES = 50;
+
+/** Late messages arriving within this long of each other are shown as one block. */
+export const LATE_BLOCK_QUIET_MS = 300;
+
+/** A late block is shown at the latest this long after its first message arrived. */
+export const LATE_BLOCK_MAX_WAIT_MS = 2_000;
+
+/** Messages of one origin that sync could not recover. */
+export interface GapReport {
+  readonly origin: string;
+  readonly count: number;
+}
 
 /** What the chat shows, in human or JSON form. */
 export interface Output {
   ready(info: { nodeId: string; listen: Endpoint; nick: string; version: string }): void;
+  /** A message that arrived live (or our own). */
   message(message: ChatMessage): void;
+  /** A message this peer missed, brought by sync. */
+  late(message: ChatMessage): void;
+  /** Stored messages shown at start (`--backlog`). */
+  backlog(messages: readonly ChatMessage[]): void;
+  /** Stored messages the user asked for (`/history N`). */
+  history(messages: readonly ChatMessage[]): void;
+  /** Messages of one origin that could not be recovered. */
+  gap(gap: GapReport): void;
   peerUp(peer: NeighbourInfo): void;
   peerDown(peer: PeerDown): void;
   presence(change: PresenceChange): void;
@@ -51,6 +77,28 @@ export function humanOutput(print: (line: string) => void, book = new NickBook()
   const info = (text: string) => print(formatInfoLine(text));
   let self = "";
   const label = (who: { nodeId: string; nick: string }) => book.label(who.nodeId, who.nick);
+  /** Stored messages, each with the time it was sent. */
+  const stored = (messages: readonly ChatMessage[]) => {
+    for (const m of messages) print(formatChatLine(m, book.label(m.origin, m.nick), m.sentAt));
+  };
+  let late: ChatMessage[] = [];
+  let lateTimer: ReturnType<typeof setTimeout> | undefined;
+  let lateFirstAt: number | undefined;
+  /** The late messages gathered so far, as one block, oldest first, the last 50 at most. */
+  const showLate = () => {
+    const block = late.sort((a, b) => a.sentAt - b.sentAt);
+    late = [];
+    lateTimer = undefined;
+    lateFirstAt = undefined;
+    const first = block[0] as ChatMessage;
+    const last = block.at(-1) as ChatMessage;
+    print(
+      `— ${count(block.length)} from while you were away, ${span(first.sentAt, last.sentAt)} —`,
+    );
+    stored(block.slice(-LATE_BLOCK_LINES));
+    if (block.length > LATE_BLOCK_LINES)
+      print(`  and ${block.length - LATE_BLOCK_LINES} earlier: /history ${block.length}`);
+  };
   return {
     ready({ nodeId, listen, nick, version }) {
       self = nodeId;
@@ -59,6 +107,34 @@ export function humanOutput(print: (line: string) => void, book = new NickBook()
       );
     },
     message: (message) => print(formatChatLine(message, book.label(message.origin, message.nick))),
+    late(message) {
+      late.push(message);
+      if (lateTimer !== undefined) clearTimeout(lateTimer);
+      lateFirstAt ??= Date.now();
+      const wait = Math.min(LATE_BLOCK_QUIET_MS, lateFirstAt + LATE_BLOCK_MAX_WAIT_MS - Date.now());
+      lateTimer = setTimeout(showLate, Math.max(0, wait));
+      lateTimer.unref?.();
+    },
+    backlog(messages) {
+      if (messages.length === 0) return;
+      print("— earlier —");
+      stored(messages);
+    },
+    history(messages) {
+      if (messages.length === 0) {
+        info("no messages stored");
+        return;
+      }
+      const first = messages[0] as ChatMessage;
+      const last = messages.at(-1) as ChatMessage;
+      print(`— history: ${count(messages.length)}, ${span(first.sentAt, last.sentAt)} —`);
+      stored(messages);
+    },
+    gap({ origin, count: n }) {
+      const nick = book.nickOf(origin);
+      const who = nick === undefined ? origin.slice(0, 8) : book.label(origin, nick);
+      info(`${n === 1 ? "1 message" : `${n} messages`} from ${who} could not be recovered`);
+    },
     peerUp: (peer) => info(`connected to ${describePeer(peer, label(peer))}`),
     peerDown: (peer) =>
       info(
@@ -122,8 +198,38 @@ export function humanOutput(print: (line: string) => void, book = new NickBook()
   };
 }
 
+function count(n: number): string {
+  return n === 1 ? "1 message" : `${n.toLocaleString("en-US")} messages`;
+}
+
+/** `12:01–12:05`, or `12:01` when both ends fall in one minute. */
+function span(from: number, to: number): string {
+  const [a, b] = [clockMinutes(from), clockMinutes(to)];
+  return a === b ? a : `${a}–${b}`;
+}
+
 function hopsAway(hops: number): string {
   return hops === 1 ? "a neighbour" : `${hops} hops away`;
+}
+
+/** The fields of a message, as JSON events carry them. */
+function messageFields(m: ChatMessage) {
+  return {
+    id: m.id,
+    origin: m.origin,
+    seq: m.seq,
+    nick: m.nick,
+    text: m.text,
+    sentAt: m.sentAt,
+    receivedAt: m.receivedAt,
+    hops: m.hops,
+    own: m.own,
+  };
+}
+
+/** A `message` event: `late` when it came by sync rather than live. */
+function messageEvent(m: ChatMessage, late: boolean) {
+  return { type: "message", ...messageFields(m), late };
 }
 
 /** Machine output: one JSON object per line on stdout, nothing else. */
@@ -145,19 +251,14 @@ export function jsonOutput(write: (line: string) => void): Output {
         nick,
         version,
       }),
-    message: (m) =>
-      emit({
-        type: "message",
-        id: m.id,
-        origin: m.origin,
-        seq: m.seq,
-        nick: m.nick,
-        text: m.text,
-        sentAt: m.sentAt,
-        receivedAt: m.receivedAt,
-        hops: m.hops,
-        own: m.own,
-      }),
+    message: (m) => emit(messageEvent(m, false)),
+    late: (m) => emit(messageEvent(m, true)),
+    backlog(messages) {
+      for (const m of messages) emit({ ...messageEvent(m, false), backlog: true });
+    },
+    history: (messages) =>
+      emit({ type: "history", messages: messages.map((m) => messageFields(m)) }),
+    gap: ({ origin, count }) => emit({ type: "gap", origin, count }),
     peerUp: (p) => emit({ type: "peer-up", ...peer(p) }),
     peerDown: (p) => emit({ type: "peer-down", ...peer(p), reason: p.reason, by: p.by }),
     presence: (change) => emit({ type: "presence", ...change }),

@@ -1,15 +1,20 @@
 import type { ConsolaInstance } from "consola";
 import type { ConnectionError } from "../errors.ts";
+import { DAY_MS } from "../history/store.ts";
 import { type RunningPeer, startPeer } from "../start-peer.ts";
 import { VERSION } from "../version.ts";
 import type { ChatOptions } from "./args.ts";
-import { ChatSession, reportConnect } from "./chat-session.ts";
+import { ChatSession, reportConnect, storedMessages } from "./chat-session.ts";
+import { claimHistory, defaultDataDir, type OpenedHistory } from "./history-file.ts";
 import { defaultIdentityPath, type OpenedIdentity, openIdentity } from "./identity-file.ts";
 import { INPUT_HIGH_WATER_BYTES, readLines } from "./line-reader.ts";
 import { createLogger } from "./logger.ts";
 import { humanOutput, jsonOutput, type Output } from "./output.ts";
 import { isTerminal, onStdoutClosed, writeStderr, writeStdout } from "./stdio.ts";
 import type { Terminal } from "./terminal.ts";
+
+/** Stored messages shown at start in a terminal, unless `--backlog` says otherwise. */
+export const DEFAULT_BACKLOG = 20;
 
 /**
  * The chat command: listen, join the bootstrap peers, then chat until /quit, Ctrl-C,
@@ -49,9 +54,20 @@ export async function runChat(options: ChatOptions): Promise<number> {
 
   let peer: RunningPeer;
   let opened: OpenedIdentity | undefined;
+  let history: OpenedHistory | undefined;
   try {
     opened = openIdentity(options.identityPath ?? defaultIdentityPath());
     reportIdentity(opened, logger);
+    // A temporary identity is new every run: a file for it would only pile up.
+    history =
+      options.ephemeral || opened.status === "in-use"
+        ? { status: "memory", release: () => {} }
+        : claimHistory(
+            options.dataDir ?? defaultDataDir(),
+            options.room,
+            opened.identity.publicKey,
+          );
+    if (history.status === "memory" && history.why) logger.warn(history.why);
     peer = startPeer({
       host: options.host,
       port: options.port,
@@ -61,15 +77,24 @@ export async function runChat(options: ChatOptions): Promise<number> {
       identity: opened.identity,
       room: options.room,
       ...(options.nick ? { nick: options.nick } : {}),
+      history: {
+        ...(history.status === "file" ? { path: history.path } : {}),
+        keepMs: options.keepDays * DAY_MS,
+      },
     });
   } catch (error) {
+    history?.release();
     opened?.release();
     terminal?.close();
     throw error;
   }
   const identity = opened;
+  const historyLock = history;
   // Also on a crash or process.exit: the next peer must not find a live-looking lock.
-  process.once("exit", () => identity.release());
+  process.once("exit", () => {
+    identity.release();
+    historyLock.release();
+  });
   const node = peer.node;
   node.events.on("message", (m) => output.message(m));
   node.events.on("peer-up", (p) => output.peerUp(p));
@@ -91,6 +116,10 @@ export async function runChat(options: ChatOptions): Promise<number> {
     output.error("protocol", `${p.nick ?? "connection"} ${p.reason}`, { address: p.address }),
   );
   output.ready({ nodeId: node.nodeIdHex, listen: peer.listen, nick: node.nick, version: VERSION });
+  const backlog = options.backlog ?? (interactive ? DEFAULT_BACKLOG : 0);
+  if (backlog > 0) output.backlog(storedMessages(peer.store.latest(backlog), node.nodeIdHex));
+  peer.history.events.on("late", (m) => output.late(m));
+  peer.history.events.on("gap", (gap) => output.gap(gap));
 
   session = new ChatSession(peer, output, () => requestQuit("quit"));
   // Whoever read our output has gone (`peerchat | head -3`): leave, as a filter would.
@@ -127,6 +156,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
   process.off("SIGTERM", onSignal);
   await peer.close(reason);
   identity.release();
+  historyLock.release();
   return 0;
 }
 
@@ -136,7 +166,7 @@ function reportIdentity(opened: OpenedIdentity, logger: ConsolaInstance): void {
   if (opened.status === "created") logger.info(`created your identity key at ${opened.path}`);
   if (opened.status === "in-use") {
     logger.info(
-      `your identity (${opened.path}) is in use by another peerchat (pid ${opened.pid}); this one runs with a temporary identity`,
+      `your identity (${opened.path}) is in use by another peerchat (pid ${opened.pid}); this one runs with a temporary identity, and keeps its history in memory only`,
     );
   }
 }

@@ -1,4 +1,7 @@
 import { Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
+import { createHash } from "node:crypto";
+import { accessSync, constants, existsSync } from "node:fs";
+import { dirname } from "node:path";
 import { StoreError } from "../errors.ts";
 import { MESSAGE_ID_BYTES } from "../protocol/constants.ts";
 import {
@@ -9,7 +12,11 @@ import {
   floodSeq,
   setFloodHops,
 } from "../protocol/flood.ts";
-import { latin1 } from "../protocol/hex.ts";
+import { compareBytes, hex, latin1 } from "../protocol/hex.ts";
+import { roomKey } from "../secure/room.ts";
+
+/** A day, in milliseconds: retention is given in days. */
+export const DAY_MS = 86_400_000;
 
 /** How long messages are kept, by default: a week. */
 export const DEFAULT_KEEP_DAYS = 7;
@@ -22,6 +29,20 @@ export const FULL_RETRY_MS = 30_000;
 
 /** The schema this code reads and writes (SQLite `user_version`). */
 const SCHEMA_VERSION = 1;
+
+/**
+ * The file of one identity's history of one room: named by a hash of the room's key and
+ * the node id, never by the room name (which is a secret), so that two identities, or
+ * two rooms, never share one.
+ */
+export function historyFileName(room: string, nodeId: Uint8Array): string {
+  const hash = createHash("sha256")
+    .update("peerchat history v1\0")
+    .update(roomKey(room))
+    .update(nodeId)
+    .digest("hex");
+  return `${hash.slice(0, 32)}.db`;
+}
 
 /** One stored message: its original signed FLOOD payload and what queries need. */
 export interface StoredMessage {
@@ -42,7 +63,12 @@ export interface StoreOptions {
   readonly onProblem?: (message: string) => void;
   /** Time, for tests; `Date.now` by default. */
   readonly now?: () => number;
+  /** Our own node id: the seq of our messages is kept, so numbering goes on after a restart. */
+  readonly self?: Uint8Array;
 }
+
+/** The meta key of our own last seq. */
+const OWN_SEQ = "own_seq";
 
 /** What an {@link HistoryStore.add} did. */
 export type AddOutcome = "added" | "duplicate" | "expired";
@@ -69,6 +95,9 @@ export class HistoryStore {
   private pending: Array<{ readonly key: string; readonly message: StoredMessage }> = [];
   private flushScheduled = false;
   private fullUntil = 0;
+  /** Our own last seq, as written or about to be. */
+  private ownSeq: number;
+  private ownSeqWritten: number;
   private closed = false;
   private readonly insert: Statement;
   private readonly now: () => number;
@@ -84,6 +113,27 @@ export class HistoryStore {
     );
     for (const row of db.query("SELECT id, sent_at FROM messages").values())
       this.index.set(latin1(row[0] as Uint8Array, 0, MESSAGE_ID_BYTES), row[1] as number);
+    this.ownSeq = this.meta(OWN_SEQ) ?? 0;
+    if (options.self) {
+      const row = db
+        .query("SELECT max(seq) AS seq FROM messages WHERE origin = ?")
+        .get(options.self) as { seq: number | null };
+      this.ownSeq = Math.max(this.ownSeq, row.seq ?? 0);
+    }
+    this.ownSeqWritten = this.ownSeq;
+  }
+
+  /** The seq of the last message this identity wrote, as far as this store knows. */
+  get lastOwnSeq(): number {
+    return this.ownSeq;
+  }
+
+  /** Each origin's highest seq held (hex origin → seq): where gap tracking starts. */
+  highestSeqs(): Map<string, number> {
+    const out = new Map<string, number>();
+    const rows = this.db.query("SELECT origin, max(seq) FROM messages GROUP BY origin").values();
+    for (const row of rows) out.set(hex(row[0] as Uint8Array), row[1] as number);
+    return out;
   }
 
   /**
@@ -127,6 +177,11 @@ export class HistoryStore {
     }
   }
 
+  /** The cap on messages held. */
+  get maxMessages(): number {
+    return this.options.maxMessages;
+  }
+
   /** Messages held. */
   get size(): number {
     return this.index.size;
@@ -153,6 +208,8 @@ export class HistoryStore {
     if (sentAt < this.horizon()) return "expired";
     const payload = bytes.slice(start, end);
     setFloodHops(payload, 0, 0);
+    if (this.options.self && compareBytes(floodOrigin(payload, 0), this.options.self) === 0)
+      this.ownSeq = Math.max(this.ownSeq, floodSeq(payload, 0));
     this.index.set(key, sentAt);
     this.pending.push({ key, message: { payload, sentAt, receivedAt } });
     if (!this.flushScheduled) {
@@ -182,6 +239,10 @@ export class HistoryStore {
             floodKind(p, 0),
             p,
           );
+        }
+        if (this.ownSeq !== this.ownSeqWritten) {
+          this.setMeta(OWN_SEQ, this.ownSeq);
+          this.ownSeqWritten = this.ownSeq;
         }
       })();
       if (this.fullUntil !== 0) {
@@ -285,6 +346,16 @@ function toMessage(row: Row): StoredMessage {
   return { payload: row.payload, sentAt: row.sent_at, receivedAt: row.received_at };
 }
 
+/** Whether `path` (or, if it does not exist, its directory) can be written. */
+function writable(path: string): boolean {
+  try {
+    accessSync(existsSync(path) ? path : dirname(path), constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function isFull(error: unknown): boolean {
   const code = (error as { code?: string }).code;
   return code === "SQLITE_FULL" || code === "SQLITE_IOERR_WRITE";
@@ -301,7 +372,12 @@ function storeError(path: string, error: unknown): StoreError {
       `${path} is not a readable peerchat history (${detail}); move it away to start a new one`,
       { cause: error },
     );
-  if (code.startsWith("SQLITE_READONLY") || code === "SQLITE_PERM" || code === "EACCES")
+  if (
+    code.startsWith("SQLITE_READONLY") ||
+    code === "SQLITE_PERM" ||
+    code === "EACCES" ||
+    (code.startsWith("SQLITE_CANTOPEN") && !writable(path))
+  )
     return new StoreError(
       "READ_ONLY",
       `cannot write the history ${path} (${detail}); make its directory writable, choose another with --data-dir, or run with --ephemeral`,

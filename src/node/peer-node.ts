@@ -2,6 +2,7 @@ import type { ConsolaInstance } from "consola";
 import { ProtocolError } from "../errors.ts";
 import {
   CLOSE_FLUSH_TIMEOUT_MS,
+  type CloseRequest,
   type Connection,
   type ConnectionClosed,
 } from "../link/connection.ts";
@@ -122,6 +123,11 @@ export class PeerNode {
   /** Lets a protocol above the node take frames of `type` (0x08–0xFF) from neighbours. */
   handle(type: number, handler: (from: string, frame: Frame) => void): void {
     this.handlers.set(type, handler);
+  }
+
+  /** Closes the link to a neighbour that broke the rules of a protocol above the node. */
+  disconnect(nodeIdHex: string, request: CloseRequest): void {
+    this.links.neighbour(nodeIdHex)?.conn.close(request);
   }
 
   /** True if the link to this neighbour has more queued than the congestion mark. */

@@ -219,3 +219,11 @@ export function decodeSync(payload: Uint8Array, strataCells: number): SyncMessag
   r.end("SYNC");
   return message;
 }
+
+/**
+ * A HISTORY frame (0x09): a stored message, its FLOOD payload exactly as its origin
+ * signed it (`id | origin | seq | sentAt | hops | kind | signature | body`, hops 0).
+ */
+export function encodeHistory(payload: Uint8Array): Uint8Array {
+  return ByteWriter.frame(FrameType.History, payload.length).bytes(payload).done();
+}

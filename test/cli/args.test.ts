@@ -22,7 +22,7 @@ describe("chat arguments", () => {
     });
   });
 
-  test("defaults: 127.0.0.1:9000, no peers, normal verbosity, the lobby", () => {
+  test("defaults: 127.0.0.1:9000, no peers, normal verbosity, the lobby, a week of history on disk", () => {
     expect(parseChatArgs([])).toEqual({
       host: "127.0.0.1",
       port: 9000,
@@ -34,7 +34,29 @@ describe("chat arguments", () => {
       verbosity: "normal",
       room: "lobby",
       identityPath: undefined,
+      dataDir: undefined,
+      ephemeral: false,
+      keepDays: 7,
+      backlog: undefined,
     });
+  });
+
+  test("history options: --data-dir, --keep, --ephemeral, --backlog, and their mistakes", () => {
+    expect(
+      parseChatArgs(["--data-dir", "/tmp/h", "--keep", "1.5", "--backlog", "50"]),
+    ).toMatchObject({ dataDir: "/tmp/h", keepDays: 1.5, backlog: 50, ephemeral: false });
+    expect(parseChatArgs(["--ephemeral"]).ephemeral).toBe(true);
+    for (const args of [
+      ["--keep", "0"],
+      ["--keep", "-1"],
+      ["--keep", "week"],
+      ["--keep", "3651"],
+      ["--backlog", "x"],
+      ["--backlog", "10001"],
+      ["--data-dir", ""],
+      ["--data-dir", "/tmp/h", "--ephemeral"],
+    ])
+      expect(() => parseChatArgs(args)).toThrow(ConfigError);
   });
 
   test("--room and --identity; an empty room is refused without echoing the name", () => {

@@ -361,6 +361,8 @@ async function honestNeighbours(victimAt: Endpoint, started: RunningPeer[]) {
   };
   alice.node.events.on("message", keep(inbox.alice));
   bob.node.events.on("message", keep(inbox.bob));
+  alice.history.events.on("late", keep(inbox.alice));
+  bob.history.events.on("late", keep(inbox.bob));
   const downs: PeerDown[] = [];
   alice.node.events.on("peer-down", (d) => downs.push(d));
   bob.node.events.on("peer-down", (d) => downs.push(d));

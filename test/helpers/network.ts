@@ -127,6 +127,7 @@ export class TestNetwork {
       alive: true,
     };
     peer.node.events.on("message", (m) => p.messages.push(m));
+    peer.history.events.on("late", (m) => p.messages.push(m));
     peer.node.events.on("peer-up", (x) => p.ups.push(x));
     peer.node.events.on("peer-down", (x) => p.downs.push(x));
     peer.presence.events.on("change", (c) => p.presence.push(c));
