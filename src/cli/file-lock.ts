@@ -58,9 +58,12 @@ function readText(path: string): string | undefined {
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     // EPERM: alive, but another user's. ESRCH: gone.
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+  // A process killed but not yet reaped by its parent still answers signal 0: on Linux,
+  // its state in /proc says it is a zombie, and a zombie holds nothing.
+  const stat = readText(`/proc/${pid}/stat`);
+  return stat === undefined || !/^\d+ \(.*\) Z/s.test(stat);
 }

@@ -1,6 +1,6 @@
 import { Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
 import { createHash } from "node:crypto";
-import { accessSync, constants, existsSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, openSync } from "node:fs";
 import { dirname } from "node:path";
 import { StoreError } from "../errors.ts";
 import { MESSAGE_ID_BYTES } from "../protocol/constants.ts";
@@ -144,6 +144,9 @@ export class HistoryStore {
   static open(path: string, options: StoreOptions): HistoryStore {
     let db: Database | undefined;
     try {
+      // Messages are private: the file (and the WAL beside it, which takes its mode) is
+      // the user's alone. An empty file is an empty database to SQLite.
+      if (path !== ":memory:" && !existsSync(path)) closeSync(openSync(path, "a", 0o600));
       db = new Database(path, { create: true, readwrite: true, strict: true });
       db.exec("PRAGMA busy_timeout = 1000");
       const version = (db.query("PRAGMA user_version").get() as { user_version: number })
