@@ -29,3 +29,12 @@ export const FIRST_MESSAGE_BYTES = 48;
  * and tags fit many times over. Bigger is hostile, refused before it is buffered.
  */
 export const MAX_HANDSHAKE_MESSAGE_BYTES = 1024;
+
+/**
+ * How long a responder refusing a connection before its handshake (a full peer) waits
+ * for message 1, to answer it with its ERROR: the handshake deadline (§3).
+ */
+export const REFUSAL_WAIT_MS = 5000;
+
+/** Refused connections a peer holds open at once, waiting for message 1 to answer. */
+export const MAX_WAITING_REFUSALS = 32;

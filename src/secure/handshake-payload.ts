@@ -1,6 +1,7 @@
 /**
  * The payload of Noise messages 2 and 3 (docs/PROTOCOL.md §2a, "Identity"): the sender's
- * HELLO payload, then a signature by its identity key over its Noise static key.
+ * HELLO payload, then a signature by its identity key over its Noise static key. (A
+ * message 2 may carry a refusal instead: handshake-refusal.ts.)
  */
 
 import { concatBytes } from "../protocol/bytes.ts";

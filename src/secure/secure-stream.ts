@@ -1,8 +1,5 @@
 import type { CipherState } from "../noise/cipher-state.ts";
-import { HandshakeState } from "../noise/handshake-state.ts";
 import type { KeyPair } from "../noise/primitives.ts";
-import { concatBytes } from "../protocol/bytes.ts";
-import { FRAME_HEADER_BYTES } from "../protocol/constants.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import type {
   ByteStream,
@@ -12,20 +9,16 @@ import type {
 } from "../transport/byte-stream.ts";
 import { FINAL_FRAME_RESERVE_BYTES, MAX_PENDING_BYTES } from "../transport/limits.ts";
 import type { FixedEphemeral, SecureChannelOptions } from "./channel-options.ts";
-import { HANDSHAKE_REFUSED_REASON, NOISE_PROLOGUE, NOISE_PROTOCOL_NAME } from "./constants.ts";
-import {
-  checkHandshakePayload,
-  signedHandshakePayload,
-  takeHelloFrame,
-} from "./handshake-payload.ts";
+import { HANDSHAKE_REFUSED_REASON } from "./constants.ts";
+import { fitsMessage2, leadingError, RefusalWait, refusalReason } from "./handshake-refusal.ts";
 import {
   NoiseMessageReader,
   type NoiseMessageSink,
   overheadFor,
-  plausibleHandshakeLength,
   sealTransport,
-  withLength,
 } from "./noise-framing.ts";
+import { PlainQueue } from "./plain-queue.ts";
+import { type HandshakeWrite, SecureHandshake } from "./secure-handshake.ts";
 import { looksLikeV1Hello, VERSION_ONE_REASON, versionOneRefusal } from "./v1-refusal.ts";
 
 export { channelOptions, type SecureChannelOptions } from "./channel-options.ts";
@@ -43,6 +36,13 @@ const EMPTY = new Uint8Array(0);
  * node id it names, is handed up as the first frame read. Frames the node writes before
  * the handshake ends wait, encrypted once it has.
  *
+ * Refusals travel in the handshake (docs/PROTOCOL.md §2a, "Refusals"). A responder whose
+ * node ends the stream with an ERROR before writing its HELLO (a full peer) answers
+ * message 1 with that ERROR as the payload of message 2. A responder's node reads the
+ * remote's HELLO before the confirmation leaves, so that its answer, a refusal included,
+ * travels in the confirmation. Either way the refused side's node gets the ERROR as its
+ * first frame, in place of the remote's HELLO, and the link never comes up.
+ *
  * Failures (wrong room, tampering, a bad signature) close the link; the reason reaches
  * the node as {@link StreamClosed.reason}. Nothing the remote sends is thrown.
  *
@@ -59,16 +59,11 @@ export function secureStream(
 class SecureStream implements ByteStream {
   private handler: ByteStreamHandler | undefined;
   private phase: "handshake" | "open" | "closed" = "handshake";
-  private readonly handshake: HandshakeState;
+  private readonly handshake: SecureHandshake;
   private send: CipherState | undefined;
   private receive: CipherState | undefined;
-  /** Handshake messages exchanged so far, both directions. */
-  private messages = 0;
-  /** The remote said something this side could parse as a handshake message. */
-  private heardBack = false;
   /** Plaintext written by the node, not yet encrypted. */
-  private plain: Uint8Array[] = [];
-  private plainBytes = 0;
+  private readonly plain = new PlainQueue();
   private flushScheduled = false;
   /** This side's HELLO payload, once the node has written it. */
   private ownHello: Uint8Array | undefined;
@@ -76,24 +71,23 @@ class SecureStream implements ByteStream {
   private helloWanted = false;
   /** Received bytes, cut into Noise messages. */
   private readonly reader = new NoiseMessageReader();
+  /** The node's final frame, once it has ended the stream. */
   private ending: Uint8Array | undefined;
+  /** Responder: its first transport message, the confirmation, is still to be sent. */
+  private unconfirmed = false;
+  /** Responder refusing in message 2, waiting for message 1. */
+  private refusal: RefusalWait | undefined;
   /** The remote's HELLO frame, verified, until the link is up on both ends. */
   private remoteHello: Uint8Array | undefined;
   private closeReason: string | undefined;
+  private closeBy: "local" | "remote" | undefined;
 
   constructor(
     private readonly inner: ByteStream,
     private readonly options: SecureChannelOptions,
     ephemeralKey: KeyPair | undefined,
   ) {
-    this.handshake = new HandshakeState({
-      protocolName: NOISE_PROTOCOL_NAME,
-      initiator: inner.direction === "outbound",
-      prologue: NOISE_PROLOGUE,
-      s: options.staticKey,
-      ...(ephemeralKey ? { e: ephemeralKey } : {}),
-      psks: [options.roomKey],
-    });
+    this.handshake = new SecureHandshake(inner.direction === "outbound", options, ephemeralKey);
   }
 
   get direction() {
@@ -106,13 +100,13 @@ class SecureStream implements ByteStream {
     return this.inner.local;
   }
   get pendingBytes(): number {
-    return this.inner.pendingBytes + this.plainBytes;
+    return this.inner.pendingBytes + this.plain.bytes;
   }
   get bytesSent(): number {
     return this.inner.bytesSent;
   }
   get closed(): boolean {
-    return this.phase === "closed" || this.inner.closed;
+    return this.phase === "closed" || this.ending !== undefined || this.inner.closed;
   }
 
   start(handler: ByteStreamHandler): void {
@@ -122,38 +116,38 @@ class SecureStream implements ByteStream {
       close: (info) => this.onInnerClosed(info),
       clear: () => this.handler?.clear?.(),
     });
-    // Message 1 (psk, e) carries no payload: nothing about us before the room is proven.
-    if (this.handshake.isMyTurn && this.phase === "handshake") this.writeHandshake(EMPTY);
+    if (this.handshake.isMyTurn && this.phase === "handshake") {
+      this.sendHandshake(this.handshake.writeFirst());
+    }
   }
 
   write(bytes: Uint8Array, start = 0, end = bytes.length): WriteStatus {
-    if (this.closed || this.ending) return "closed";
+    if (this.closed) return "closed";
     const n = end - start;
     if (n <= 0) return "queued";
     // The cap holds for what the kernel will be handed: ciphertext, tags and lengths.
-    const wireBytes = this.plainBytes + n + overheadFor(this.plainBytes + n);
+    const plainBytes = this.plain.bytes + n;
+    const wireBytes = plainBytes + overheadFor(plainBytes);
     if (this.inner.pendingBytes + wireBytes > MAX_PENDING_BYTES - FINAL_FRAME_RESERVE_BYTES) {
       return "overflow";
     }
-    this.plain.push(bytes.slice(start, end));
-    this.plainBytes += n;
+    this.plain.push(bytes, start, end);
     if (this.phase === "open") this.scheduleFlush();
     else if (this.helloWanted) this.continueHandshake();
     return "queued";
   }
 
   end(final?: Uint8Array): void {
-    if (this.closed || this.ending) return;
+    if (this.closed) return;
     if (this.phase !== "open") {
-      // No keys yet to say goodbye with: just go.
-      this.fail("closed during the handshake", { by: "local" });
+      // No keys yet to say goodbye with: just go, unless the node's ERROR can be message 2.
+      if (!final || !this.refuseInMessage2(final)) {
+        this.fail("closed during the handshake", { by: "local" });
+      }
       return;
     }
     this.ending = final ?? EMPTY;
-    if (final) {
-      this.plain.push(final.slice());
-      this.plainBytes += final.length;
-    }
+    if (final) this.plain.push(final);
     this.flush();
     this.inner.end();
   }
@@ -175,8 +169,9 @@ class SecureStream implements ByteStream {
   // Incoming bytes: `u16 length | message`, reassembled across chunks.
 
   private onData(chunk: Uint8Array): void {
+    if (this.phase === "closed") return;
     const buf = this.reader.join(chunk);
-    if (!this.heardBack && this.messages === 0 && looksLikeV1Hello(buf)) {
+    if (this.handshake.untouched && looksLikeV1Hello(buf)) {
       this.refuseV1();
       return;
     }
@@ -185,17 +180,11 @@ class SecureStream implements ByteStream {
 
   private readonly sink: NoiseMessageSink = {
     length: (length) => {
-      if (length === 0) {
-        this.fail(
-          this.phase === "open" ? "empty secure-channel message" : HANDSHAKE_REFUSED_REASON,
-        );
-      } else if (
-        this.phase === "handshake" &&
-        !plausibleHandshakeLength(length, this.messages === 0 && this.direction === "inbound")
-      ) {
-        this.fail(
-          this.heardBack ? "handshake failed (bad message length)" : HANDSHAKE_REFUSED_REASON,
-        );
+      if (this.phase === "open") {
+        if (length === 0) this.fail("empty secure-channel message");
+      } else {
+        const problem = this.handshake.lengthProblem(length);
+        if (problem !== undefined) this.fail(problem);
       }
       return this.phase !== "closed";
     },
@@ -215,10 +204,16 @@ class SecureStream implements ByteStream {
       return;
     }
     // The responder's first transport message confirms it has the link too: only now is
-    // the link up for the initiator, so that "connected" means so on both ends.
+    // the link up for the initiator, so that "connected" means so on both ends. Unless it
+    // opens with an ERROR: the responder's node refused our HELLO, and there is no link.
     const hello = this.remoteHello;
     if (hello) {
       this.remoteHello = undefined;
+      const refusal = leadingError(result.plaintext);
+      if (refusal) {
+        this.takeRefusal(refusal, refusalReason(refusal));
+        return;
+      }
       this.handler?.data(hello);
       if (this.phase === "closed") return;
     }
@@ -226,32 +221,33 @@ class SecureStream implements ByteStream {
   }
 
   private onHandshakeMessage(message: Uint8Array): void {
-    if (this.handshake.isMyTurn) {
-      // The remote spoke out of turn (we are still waiting for our node's HELLO to answer).
-      this.fail("handshake failed (message out of turn)");
-      return;
+    const read = this.handshake.read(message);
+    switch (read.kind) {
+      case "failed":
+        this.fail(read.reason);
+        return;
+      case "refused":
+        this.takeRefusal(read.frame, read.reason);
+        return;
+      case "first":
+        // Message 1 proved the room: answer it, with the node's refusal if it ended so.
+        if (this.ending) this.sendRefusal(this.ending);
+        else this.continueHandshake();
+        return;
+      case "hello":
+        if (!this.handshake.isDone) {
+          // Initiator, message 2 read: message 3 next; the HELLO waits for the confirmation.
+          this.remoteHello = read.frame;
+          this.continueHandshake();
+          return;
+        }
+        // Responder, message 3 read: the node reads the HELLO first, so that its answer
+        // (its first PING, or a refusal) goes out in the confirmation, sent even if empty.
+        this.open();
+        this.handler?.data(read.frame);
+        this.flush();
+        return;
     }
-    const result = this.handshake.readMessage(message);
-    this.messages++;
-    if (!result.ok) {
-      // A wrong room key looks exactly like garbage: the first message we read fails.
-      const refused = !this.heardBack && result.reason === "decrypt";
-      this.fail(refused ? HANDSHAKE_REFUSED_REASON : `handshake failed (${result.reason})`);
-      return;
-    }
-    this.heardBack = true;
-    // Messages 2 and 3 carry the remote's HELLO; message 1 carries nothing.
-    if (this.messages > 1 && !this.acceptRemoteHello(result.payload)) return;
-    if (this.handshake.isDone) {
-      // Responder, message 3 read: confirm at once (even with nothing to say), then up.
-      this.open();
-      this.flush(true);
-      const hello = this.remoteHello;
-      this.remoteHello = undefined;
-      if (hello && this.phase === "open") this.handler?.data(hello);
-      return;
-    }
-    if (this.handshake.isMyTurn) this.continueHandshake();
   }
 
   /** Writes our next handshake message once the node's HELLO is known. */
@@ -262,45 +258,24 @@ class SecureStream implements ByteStream {
       return;
     }
     this.helloWanted = false;
-    const { identity, staticKey } = this.options;
-    if (!this.writeHandshake(signedHandshakePayload(hello, identity, staticKey.publicKey))) return;
-    if (this.handshake.isDone) this.open();
+    if (this.sendHandshake(this.handshake.writeHello(hello)) && this.handshake.isDone) {
+      this.open();
+    }
   }
 
-  private writeHandshake(payload: Uint8Array): boolean {
-    const result = this.handshake.writeMessage(payload);
-    this.messages++;
-    if (!result.ok) {
-      this.fail(`handshake failed (${result.reason})`);
+  private sendHandshake(write: HandshakeWrite): boolean {
+    if (!write.ok) {
+      this.fail(write.reason);
       return false;
     }
-    this.inner.write(withLength(result.message));
+    this.inner.write(write.wire);
     return true;
   }
 
-  /** Extracts the node's first frame (its HELLO) from the queued plaintext, if complete. */
+  /** The node's first frame (its HELLO) off the queued plaintext, once complete. */
   private takeOwnHello(): Uint8Array | undefined {
-    if (this.ownHello) return this.ownHello;
-    if (this.plainBytes < FRAME_HEADER_BYTES) return undefined;
-    const queued = concatBytes(this.plain);
-    this.plain = [queued];
-    const split = takeHelloFrame(queued);
-    if (!split) return undefined;
-    this.ownHello = split.hello;
-    this.plain = split.rest.length > 0 ? [split.rest] : [];
-    this.plainBytes = split.rest.length;
+    this.ownHello ??= this.plain.takeHello();
     return this.ownHello;
-  }
-
-  /** Keeps the remote's HELLO, its signature checked, for the node once the link is up. */
-  private acceptRemoteHello(payload: Uint8Array): boolean {
-    const checked = checkHandshakePayload(payload, this.handshake.remoteStaticKey);
-    if (!checked.ok) {
-      this.fail(checked.reason);
-      return false;
-    }
-    this.remoteHello = checked.frame;
-    return true;
   }
 
   private open(): void {
@@ -308,7 +283,8 @@ class SecureStream implements ByteStream {
     this.send = ciphers.send;
     this.receive = ciphers.receive;
     this.phase = "open";
-    if (this.plainBytes > 0) this.scheduleFlush();
+    this.unconfirmed = this.direction === "inbound";
+    if (this.plain.bytes > 0) this.scheduleFlush();
   }
 
   // Outgoing: the node's frames of one tick, encrypted together.
@@ -322,25 +298,65 @@ class SecureStream implements ByteStream {
     });
   }
 
-  /** Encrypts and writes what the node queued; with `confirm`, an empty message if nothing. */
-  private flush(confirm = false): void {
-    if (this.phase !== "open" || (this.plainBytes === 0 && !confirm)) return;
-    const plain = concatBytes(this.plain);
-    this.plain = [];
-    this.plainBytes = 0;
-    // At least one message: an empty one is the responder's confirmation.
-    const out = sealTransport(this.send as CipherState, plain);
+  /** Encrypts and writes what the node queued; the responder's confirmation even if empty. */
+  private flush(): void {
+    if (this.phase !== "open" || (this.plain.bytes === 0 && !this.unconfirmed)) return;
+    this.unconfirmed = false;
+    const out = sealTransport(this.send as CipherState, this.plain.take());
     if (this.ending) this.inner.end(out);
     else if (this.inner.write(out) === "overflow") this.fail("slow consumer", { by: "local" });
+  }
+
+  // Refusals in the handshake.
+
+  /**
+   * Sends the node's final frame as message 2, now or once message 1 is in, if it can be:
+   * we are the responder, message 2 is still to come, the node has written nothing (no
+   * HELLO), the frame is an ERROR that fits, and the peer has a place to wait in.
+   */
+  private refuseInMessage2(final: Uint8Array): boolean {
+    const nothingSent =
+      this.handshake.beforeSecond && this.ownHello === undefined && this.plain.bytes === 0;
+    if (this.direction !== "inbound" || !nothingSent || !fitsMessage2(final)) return false;
+    // The deadline of §3 still holds: a dialler that never speaks is reset.
+    this.refusal = RefusalWait.hold(this.options, (why) => this.fail(why, { by: "local" }));
+    if (!this.refusal) return false;
+    this.ending = final.slice();
+    if (this.handshake.isMyTurn) this.sendRefusal(this.ending);
+    return true;
+  }
+
+  /** Message 2 with the node's ERROR as its payload, then the end (FIN). */
+  private sendRefusal(error: Uint8Array): void {
+    this.refusal?.disarm();
+    const write = this.handshake.writeRefusal(error);
+    if (!write.ok) {
+      this.fail(write.reason, { by: "local" });
+      return;
+    }
+    this.finish("refused during the handshake", "local", write.wire);
+  }
+
+  /** The remote refused us: its ERROR is the node's first frame; nothing more is sent. */
+  private takeRefusal(error: Uint8Array, reason: string): void {
+    this.phase = "closed"; // whatever the node does in reaction, it is over
+    this.handler?.data(error);
+    this.finish(reason, "remote");
   }
 
   // Closing.
 
   private refuseV1(): void {
     // A v1 peer reads frames in the clear: tell it why, in words it understands.
-    this.closeReason = VERSION_ONE_REASON;
+    this.finish(VERSION_ONE_REASON, "local", versionOneRefusal());
+  }
+
+  /** Closes in good order (FIN), after `last` if given: a refusal ends the exchange. */
+  private finish(reason: string, by: "local" | "remote", last?: Uint8Array): void {
+    this.closeReason = reason;
+    this.closeBy = by;
     this.phase = "closed";
-    this.inner.end(versionOneRefusal());
+    this.inner.end(last);
   }
 
   private fail(reason: string, options: { by?: "local" | "remote" } = {}): void {
@@ -351,9 +367,8 @@ class SecureStream implements ByteStream {
     this.inner.destroy();
   }
 
-  private closeBy: "local" | "remote" | undefined;
-
   private onInnerClosed(info: StreamClosed): void {
+    this.refusal?.release();
     const wasHandshaking = this.phase === "handshake";
     this.phase = "closed";
     let reason = this.closeReason;

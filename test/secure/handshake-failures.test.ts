@@ -3,7 +3,7 @@ import { HandshakeState } from "../../src/noise/handshake-state.ts";
 import { generateKeyPair } from "../../src/noise/primitives.ts";
 import { concatBytes } from "../../src/protocol/bytes.ts";
 import { FrameType, WireErrorCode } from "../../src/protocol/constants.ts";
-import { decodeError, encodeError } from "../../src/protocol/control.ts";
+import { decodeError, encodeBye, encodeError, encodePing } from "../../src/protocol/control.ts";
 import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";
 import { encodeHello } from "../../src/protocol/hello.ts";
 import {
@@ -153,7 +153,7 @@ describe("the secure channel refuses a bad handshake", () => {
     },
   );
 
-  test("the confirmation leaves before the responder's node reads the HELLO; its refusal follows", async () => {
+  test("the responder's node reads the HELLO before the confirmation leaves: its refusal is the confirmation", async () => {
     const refusal = encodeError({ code: WireErrorCode.BadHandshake, message: "no thanks" });
     const { initiator, responder } = link({
       initiator: (me) => honest(me, "alice"),
@@ -163,16 +163,166 @@ describe("the secure channel refuses a bad handshake", () => {
       },
     });
     await waitFor(() => initiator.closed, 5000, "initiator closed");
-    // Towards the initiator: message 2, the empty confirmation (a bare tag), the ERROR.
+    // Towards the initiator: message 2, then one transport message holding the ERROR.
     const sizes = messages(responder.wire).map((m) => m.length);
-    expect(sizes.slice(1)).toEqual([16, refusal.length + 16]);
+    expect(sizes.slice(1)).toEqual([refusal.length + 16]);
     expect(responder.released).toBe("end");
-    // The initiator's node gets the responder's HELLO on the confirmation, then the ERROR.
-    expect(initiator.frames.map((f) => f.type)).toEqual([FrameType.Hello, FrameType.Error]);
-    expect(decodeError(initiator.frames[1]?.payload ?? new Uint8Array(0))).toEqual({
+    // The initiator's node gets the ERROR in place of the responder's HELLO: no link.
+    expect(initiator.frames.map((f) => f.type)).toEqual([FrameType.Error]);
+    expect(decodeError(initiator.frames[0]?.payload ?? new Uint8Array(0))).toEqual({
       code: WireErrorCode.BadHandshake,
       message: "no thanks",
     });
+    expect(initiator.closed?.reason).toBe("refused: no thanks");
+    // Message 1 and message 3, nothing after: a refusal gets no reply.
+    expect(messages(initiator.wire).length).toBe(2);
+    expect(initiator.released).toBe("end");
+  });
+
+  test("an accepted link's first frames ride in the confirmation, after the responder's HELLO", async () => {
+    const ping = encodePing(7n);
+    const { initiator, responder } = link({
+      initiator: (me) => honest(me, "alice"),
+      responder: (me) => honest(me, "bob"),
+      onHello: (side, stream) => {
+        if (side === "responder") stream.write(ping);
+      },
+    });
+    await waitFor(() => initiator.frames.length >= 2, 5000, "HELLO and PING");
+    expect(
+      messages(responder.wire)
+        .map((m) => m.length)
+        .slice(1),
+    ).toEqual([ping.length + 16]);
+    expect(initiator.frames.map((f) => f.type)).toEqual([FrameType.Hello, FrameType.Ping]);
+    expect([initiator.closed, responder.closed]).toEqual([undefined, undefined]);
+  });
+});
+
+/** A responder whose node refuses the connection at once, before writing its HELLO. */
+function refusingResponder(
+  listener: ByteStream,
+  final: Uint8Array | undefined,
+  options = channelOptions(generateIdentity(), "lobby"),
+): End {
+  const watch: Watch = { wire: [], released: undefined };
+  const stream = secureStream(watched(listener, watch), options);
+  const e: End = Object.assign(watch, { stream, frames: [], closed: undefined });
+  stream.start({ data() {}, close: (info) => (e.closed = info) });
+  stream.end(final);
+  return e;
+}
+
+/** An initiator whose node writes its HELLO and records the frames it is handed. */
+function dialler(inner: ByteStream): End {
+  const identity = generateIdentity();
+  const watch: Watch = { wire: [], released: undefined };
+  const stream = secureStream(watched(inner, watch), channelOptions(identity, "lobby"));
+  const e: End = Object.assign(watch, { stream, frames: [], closed: undefined });
+  const decoder = new FrameDecoder();
+  stream.start({
+    data: (chunk) => {
+      for (const f of decoder.push(chunk))
+        e.frames.push({ type: f.type, payload: f.payload.slice() });
+    },
+    close: (info) => (e.closed = info),
+  });
+  stream.write(honest(identity));
+  return e;
+}
+
+describe("a refusal before the responder's HELLO", () => {
+  const full = encodeError({
+    code: WireErrorCode.TooManyPeers,
+    message: "too many peers (limit 1)",
+  });
+
+  test("travels as message 2: the initiator's node gets the ERROR first, and no message 3 leaves", async () => {
+    const [d, l] = createMemoryPair();
+    const responder = refusingResponder(l, full);
+    const initiator = dialler(d);
+    await waitFor(() => initiator.closed && responder.closed, 5000, "both closed");
+    // Message 2: e (32), s (32 + 16), the ERROR frame as its payload, and a tag (16).
+    expect(messages(responder.wire).map((m) => m.length)).toEqual([96 + full.length]);
+    expect(responder.released).toBe("end");
+    expect(initiator.frames.map((f) => f.type)).toEqual([FrameType.Error]);
+    expect(decodeError(initiator.frames[0]?.payload ?? new Uint8Array(0))).toEqual({
+      code: WireErrorCode.TooManyPeers,
+      message: "too many peers (limit 1)",
+    });
+    expect(messages(initiator.wire).map((m) => m.length)).toEqual([48]); // message 1 only
+    expect(initiator.released).toBe("end");
+    expect(initiator.closed?.reason).toBe("refused: too many peers (limit 1)");
+  });
+
+  test("a quiet end, or a BYE, still closes at once without a byte", async () => {
+    const bye = encodeBye("shutting down");
+    for (const final of [undefined, bye]) {
+      const [d, l] = createMemoryPair();
+      const responder = refusingResponder(l, final);
+      expect(responder.released).toBe("destroy");
+      const initiator = dialler(d);
+      await waitFor(() => initiator.closed, 5000, "initiator closed");
+      expect(responder.wire).toEqual([]);
+      expect(initiator.closed?.reason).toBe(HANDSHAKE_REFUSED_REASON);
+      expect(initiator.frames).toEqual([]);
+    }
+  });
+
+  test("waits for message 1 in at most 32 connections at a time; past that, closes at once", async () => {
+    const options = channelOptions(generateIdentity(), "lobby");
+    const pairs = Array.from({ length: 33 }, () => createMemoryPair());
+    const waiting = pairs.map(([, l]) => refusingResponder(l, full, options));
+    expect(waiting.map((e) => e.released)).toEqual([...Array(32).fill(undefined), "destroy"]);
+    // One place frees up once its connection is answered and closed.
+    const initiator = dialler((pairs[0] as [ByteStream, ByteStream])[0]);
+    await waitFor(() => initiator.closed && waiting[0]?.closed, 5000, "first answered");
+    const [, l] = createMemoryPair();
+    const another = refusingResponder(l, full, options);
+    expect(another.released).toBeUndefined();
+    for (const e of [...waiting, another]) e.stream.destroy();
+  });
+
+  test("a dialler that never sends message 1 is reset at the handshake deadline, without a byte", async () => {
+    const [, l] = createMemoryPair();
+    const responder = refusingResponder(l, full);
+    await Bun.sleep(4500);
+    expect(responder.released).toBeUndefined();
+    await waitFor(() => responder.closed, 2000, "closed at the deadline");
+    expect(responder.released).toBe("destroy");
+    expect(responder.wire).toEqual([]);
+    expect(responder.closed?.reason).toBe("no handshake within 5 s");
+  }, 10_000);
+
+  test("a message 2 payload that is an ERROR frame but does not decode fails the handshake", async () => {
+    const [d, l] = createMemoryPair();
+    const initiator = dialler(d);
+    // A hand-driven responder: message 1 in, then message 2 carrying a broken ERROR.
+    const responder = new HandshakeState({
+      protocolName: NOISE_PROTOCOL_NAME,
+      initiator: false,
+      prologue: NOISE_PROLOGUE,
+      s: generateKeyPair(),
+      psks: [roomKey("lobby")],
+    });
+    const broken = Uint8Array.of(0, 0, 0, 6, FrameType.Error, 0, 6, 0, 1, 0xff); // bad UTF-8
+    let read = false;
+    l.start({
+      data: (chunk) => {
+        if (read) return;
+        read = true;
+        expect(responder.readMessage(chunk.subarray(2)).ok).toBe(true);
+        const second = responder.writeMessage(broken);
+        if (!second.ok) throw new Error("message 2");
+        l.write(Uint8Array.of(second.message.length >> 8, second.message.length & 0xff));
+        l.write(second.message);
+      },
+      close() {},
+    });
+    await waitFor(() => initiator.closed, 5000, "initiator closed");
+    expect(initiator.closed?.reason).toBe("handshake failed (malformed refusal)");
+    expect(initiator.released).toBe("destroy");
+    expect(initiator.frames).toEqual([]);
   });
 });
 

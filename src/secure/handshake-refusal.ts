@@ -1,0 +1,131 @@
+/**
+ * Refusals inside the handshake (docs/PROTOCOL.md §2a, "Refusals"): an ERROR frame in
+ * place of the responder's HELLO in message 2, or at the head of its confirmation.
+ */
+
+import { DHLEN_BYTES, TAG_BYTES } from "../noise/constants.ts";
+import { FRAME_HEADER_BYTES, FrameType } from "../protocol/constants.ts";
+import { decodeError } from "../protocol/control.ts";
+import type { SecureChannelOptions } from "./channel-options.ts";
+import { MAX_HANDSHAKE_MESSAGE_BYTES, MAX_WAITING_REFUSALS, REFUSAL_WAIT_MS } from "./constants.ts";
+
+/** Message 2 around its payload: `e`, the encrypted `s` and the payload's tag. */
+const MESSAGE_2_OVERHEAD_BYTES = DHLEN_BYTES + (DHLEN_BYTES + TAG_BYTES) + TAG_BYTES;
+
+/** What a message 2 payload is: the responder's HELLO, its refusal, or a broken refusal. */
+export type SecondPayload =
+  | { readonly kind: "hello" }
+  | { readonly kind: "refusal"; readonly frame: Uint8Array; readonly reason: string }
+  | { readonly kind: "malformed" };
+
+/** The frame's u32 length says exactly `bytes.length` and its type is ERROR. */
+function wholeErrorFrame(bytes: Uint8Array): boolean {
+  if (bytes.length <= FRAME_HEADER_BYTES) return false;
+  const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0);
+  return (
+    length === bytes.length - FRAME_HEADER_BYTES && bytes[FRAME_HEADER_BYTES] === FrameType.Error
+  );
+}
+
+/**
+ * Reads a message 2 payload. A refusal is exactly one ERROR frame, decoding cleanly; a
+ * payload that is one ERROR frame but does not decode is `malformed`. Anything else is
+ * taken for a HELLO and checked as one (a HELLO payload starts with its magic, never
+ * with a frame length).
+ */
+export function secondPayload(payload: Uint8Array): SecondPayload {
+  if (!wholeErrorFrame(payload)) return { kind: "hello" };
+  try {
+    decodeError(payload.subarray(FRAME_HEADER_BYTES + 1));
+  } catch {
+    return { kind: "malformed" };
+  }
+  const frame = payload.slice();
+  return { kind: "refusal", frame, reason: refusalReason(frame) };
+}
+
+/** What the refused side reports, from the ERROR frame it got: `refused: <message>`. */
+export function refusalReason(error: Uint8Array): string {
+  try {
+    const { code, message } = decodeError(error.subarray(FRAME_HEADER_BYTES + 1));
+    return `refused: ${message || `error ${code}`}`;
+  } catch {
+    return "refused: malformed ERROR";
+  }
+}
+
+/**
+ * Whether `final`, the node's last frame on a stream still waiting to write message 2,
+ * can travel as its payload: an ERROR, small enough for a handshake message.
+ */
+export function fitsMessage2(final: Uint8Array): boolean {
+  return (
+    wholeErrorFrame(final) && final.length <= MAX_HANDSHAKE_MESSAGE_BYTES - MESSAGE_2_OVERHEAD_BYTES
+  );
+}
+
+/**
+ * The ERROR frame that opens the responder's confirmation, if the confirmation starts
+ * with a whole one: its refusal of our HELLO. Not decoded (the node tolerates a garbled
+ * ERROR as a refusal too).
+ */
+export function leadingError(plain: Uint8Array): Uint8Array | undefined {
+  if (plain.length <= FRAME_HEADER_BYTES || plain[FRAME_HEADER_BYTES] !== FrameType.Error) {
+    return undefined;
+  }
+  const length = new DataView(plain.buffer, plain.byteOffset, plain.byteLength).getUint32(0);
+  const end = FRAME_HEADER_BYTES + length;
+  return length > 0 && end <= plain.length ? plain.slice(0, end) : undefined;
+}
+
+// Refused connections held open until message 1 arrives, per peer (its channel options).
+const waiting = new WeakMap<SecureChannelOptions, number>();
+
+/**
+ * A responder's wait for message 1, to answer it with a refusal: one of the peer's
+ * {@link MAX_WAITING_REFUSALS} places, and the handshake deadline.
+ */
+export class RefusalWait {
+  private readonly timer: ReturnType<typeof setTimeout>;
+  private held = true;
+
+  private constructor(
+    private readonly options: SecureChannelOptions,
+    onDeadline: (reason: string) => void,
+  ) {
+    const reason = `no handshake within ${REFUSAL_WAIT_MS / 1000} s`;
+    this.timer = setTimeout(() => onDeadline(reason), REFUSAL_WAIT_MS);
+    // The timer alone never keeps a process up; the socket does, for as long as it is open.
+    this.timer.unref?.();
+  }
+
+  /**
+   * Takes a place and arms the deadline; undefined when every place is taken (the
+   * connection is then closed at once, without a byte: a storm against a full peer holds
+   * no more connections open than that).
+   */
+  static hold(
+    options: SecureChannelOptions,
+    onDeadline: (reason: string) => void,
+  ): RefusalWait | undefined {
+    const n = waiting.get(options) ?? 0;
+    if (n >= MAX_WAITING_REFUSALS) return undefined;
+    waiting.set(options, n + 1);
+    return new RefusalWait(options, onDeadline);
+  }
+
+  /** Message 1 came (or the connection went): the deadline no longer applies. */
+  disarm(): void {
+    clearTimeout(this.timer);
+  }
+
+  /** The connection is closed: its place is free again. Idempotent. */
+  release(): void {
+    clearTimeout(this.timer);
+    if (!this.held) return;
+    this.held = false;
+    const n = waiting.get(this.options) ?? 0;
+    if (n <= 1) waiting.delete(this.options);
+    else waiting.set(this.options, n - 1);
+  }
+}
