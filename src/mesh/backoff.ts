@@ -5,6 +5,14 @@ export const BACKOFF_INITIAL_MS = 1000;
 export const BACKOFF_MAX_MS = 30_000;
 
 /**
+ * A neighbour lost without a goodbye is probably coming back (a restart, a healed
+ * partition): it is retried at most this far apart, against {@link BACKOFF_MAX_MS} for
+ * an address that never answered. One refused TCP connect every few seconds costs
+ * nothing; finding a healed network half a minute late costs the chat that half minute.
+ */
+export const LOST_BACKOFF_MAX_MS = 8_000;
+
+/**
  * Jitter takes up to this fraction off each delay, so peers that lost the same
  * neighbour do not redial in lockstep, and the many timers of a network cut off for a
  * while keep coming due at different moments: when it heals, each peer's next try is

@@ -6,7 +6,7 @@ import type { Endpoint } from "../protocol/endpoint.ts";
 import { fromHex, hex } from "../protocol/hex.ts";
 import { encodePeers, MAX_PEERS_PER_FRAME, type PeerAddress } from "../protocol/peers.ts";
 import { AddressBook, type BookEntry } from "./address-book.ts";
-import { BACKOFF_INITIAL_MS, backoffMs, jitter } from "./backoff.ts";
+import { BACKOFF_INITIAL_MS, backoffMs, jitter, LOST_BACKOFF_MAX_MS } from "./backoff.ts";
 
 /** Default number of links each node keeps (gossipsub's D, HyParView's active view). */
 export const DEFAULT_DEGREE = 4;
@@ -191,7 +191,8 @@ export class Mesh {
     }
     const r = redial;
     this.clock.clearTimeout(r.timer);
-    const delay = jitter(delayMs ?? backoffMs(r.attempts), this.random);
+    const backoff = backoffMs(r.attempts, BACKOFF_INITIAL_MS, LOST_BACKOFF_MAX_MS);
+    const delay = jitter(delayMs ?? backoff, this.random);
     r.dueAt = this.clock.now() + delay;
     r.timer = this.clock.setTimeout(
       () =>

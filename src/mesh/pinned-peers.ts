@@ -4,7 +4,13 @@ import type { ConnectOutcome } from "../node/node-events.ts";
 import type { PeerNode } from "../node/peer-node.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";
-import { BACKOFF_INITIAL_MS, backoffMs, jitter } from "./backoff.ts";
+import {
+  BACKOFF_INITIAL_MS,
+  BACKOFF_MAX_MS,
+  backoffMs,
+  jitter,
+  LOST_BACKOFF_MAX_MS,
+} from "./backoff.ts";
 
 interface Pin {
   readonly endpoint: Endpoint;
@@ -13,6 +19,8 @@ interface Pin {
   inFlight: Promise<ConnectOutcome> | undefined;
   /** Failed attempts since the last success; drives the back-off. */
   failures: number;
+  /** It was linked once: lost now, it is retried at most {@link LOST_BACKOFF_MAX_MS} apart. */
+  everLinked: boolean;
   /** The neighbour this address led to, while linked. */
   nodeId: string | undefined;
   timer: TimerHandle | undefined;
@@ -80,6 +88,7 @@ export class PinnedPeers {
       label,
       inFlight: undefined,
       failures: 0,
+      everLinked: false,
       nodeId: undefined,
       timer: undefined,
       dueAt: 0,
@@ -126,6 +135,7 @@ export class PinnedPeers {
         pin.state = "linked";
         pin.nodeId = outcome.peer.nodeId;
         pin.failures = 0;
+        pin.everLinked = true;
         // The link may already have dropped while the outcome travelled here.
         if (!this.node.isNeighbour(outcome.peer.nodeId)) this.lost(pin);
         break;
@@ -155,7 +165,8 @@ export class PinnedPeers {
   private retry(pin: Pin, delayMs?: number): number {
     this.clock.clearTimeout(pin.timer);
     pin.state = "waiting";
-    const delay = jitter(delayMs ?? backoffMs(pin.failures), this.random);
+    const cap = pin.everLinked ? LOST_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
+    const delay = jitter(delayMs ?? backoffMs(pin.failures, BACKOFF_INITIAL_MS, cap), this.random);
     if (delayMs === undefined) pin.failures++;
     pin.dueAt = this.clock.now() + delay;
     pin.timer = this.clock.setTimeout(() => {

@@ -9,7 +9,7 @@ import type { PresenceChange } from "../../src/presence/presence-tracker.ts";
 import { FrameType, MESSAGE_ID_BYTES } from "../../src/protocol/constants.ts";
 import type { Endpoint } from "../../src/protocol/endpoint.ts";
 import { hex } from "../../src/protocol/hex.ts";
-import { type RunningPeer, startPeer } from "../../src/start-peer.ts";
+import { type HistoryConfig, type RunningPeer, startPeer } from "../../src/start-peer.ts";
 import type { StreamDial } from "../../src/transport/byte-stream.ts";
 import { type TestLogger, testLogger } from "./logger.ts";
 import { randomInt } from "./random.ts";
@@ -44,6 +44,8 @@ export interface PeerOptions {
   readonly clock?: Clock;
   /** FLOOD rate limits; the defaults unless a test floods on purpose. */
   readonly floodLimits?: FloodLimits;
+  /** Where and how long the peer keeps its history; in memory, a week, by default. */
+  readonly history?: HistoryConfig;
   /** Sees every frame the peer sends, before it is queued. */
   readonly onFrameOut?: (connection: Connection, frame: Uint8Array) => void;
 }
@@ -113,6 +115,7 @@ export class TestNetwork {
       ...(options.clock ? { clock: options.clock } : {}),
       ...(options.maxPeers ? { maxPeers: options.maxPeers } : {}),
       ...(options.floodLimits ? { floodLimits: options.floodLimits } : {}),
+      ...(options.history ? { history: options.history } : {}),
     });
     self = peer.node.nodeIdHex;
     this.indexById.set(peer.node.nodeIdHex, index);
