@@ -27,6 +27,9 @@ export const DEFAULT_MAX_MESSAGES = 100_000;
 /** After a write failed for want of space, how long before writing is tried again. */
 export const FULL_RETRY_MS = 30_000;
 
+/** Past the cap, the oldest are dropped down to this share of it. */
+const PRUNE_TO = 0.95;
+
 /** The schema this code reads and writes (SQLite `user_version`). */
 const SCHEMA_VERSION = 1;
 
@@ -272,7 +275,10 @@ export class HistoryStore {
     const horizon = this.horizon(now);
     this.run("DELETE FROM messages WHERE sent_at < ?", horizon);
     for (const [key, sentAt] of this.index) if (sentAt < horizon) this.index.delete(key);
-    const excess = this.index.size - this.options.maxMessages;
+    // Past the cap, down to 95 % of it: a busy room then sorts its index once every few
+    // thousand messages, not on every write.
+    const max = this.options.maxMessages;
+    const excess = this.index.size > max ? this.index.size - Math.floor(max * PRUNE_TO) : 0;
     if (excess > 0) {
       const oldest = [...this.index].sort((a, b) => a[1] - b[1]).slice(0, excess);
       this.run(

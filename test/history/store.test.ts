@@ -109,18 +109,33 @@ describe("the history store", () => {
     later.close();
   });
 
-  test("retention and the cap drop the oldest first", () => {
-    const store = open(":memory:", { maxMessages: 3 });
+  test("the cap drops the oldest first, down to 95 % of it", () => {
+    const store = open(":memory:", { maxMessages: 20 });
     const ids: Uint8Array[] = [];
-    for (let i = 0; i < 5; i++) {
+    for (let i = 0; i < 25; i++) {
       const m = message(BOB, i + 1, NOW - 10_000 + i);
       ids.push(m);
       store.add(m, 0, m.length, NOW);
     }
     store.flush();
-    expect(store.size).toBe(3);
-    expect(ids.map((m) => store.has(m))).toEqual([false, false, true, true, true]);
-    expect(store.latest(10).map((m) => m.sentAt)).toEqual([NOW - 9998, NOW - 9997, NOW - 9996]);
+    expect(store.size).toBe(19);
+    expect(ids.map((m) => store.has(m))).toEqual([
+      ...Array(6).fill(false),
+      ...Array(19).fill(true),
+    ]);
+    expect(store.latest(100).map((m) => m.sentAt)[0]).toBe(NOW - 10_000 + 6);
+  });
+
+  test("retention: what falls out of the window on a prune is gone", () => {
+    let now = NOW;
+    const store = open(":memory:", { now: () => now });
+    const m = message(BOB, 1, NOW - 6 * DAY_MS);
+    store.add(m, 0, m.length, NOW);
+    store.flush();
+    now = NOW + 2 * DAY_MS;
+    expect(store.prune()).toBe(1);
+    expect(store.has(m)).toBe(false);
+    expect(store.latest(10)).toEqual([]);
   });
 
   test("a file that is not a database: a StoreError that names it and says what to do", () => {
