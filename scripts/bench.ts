@@ -18,6 +18,8 @@ import { parseArgs } from "node:util";
 import type { Subprocess } from "bun";
 import { FLOOD_HEADER_BYTES } from "../src/protocol/flood.ts";
 import { generateIdentity, verifySignature } from "../src/secure/identity.ts";
+import { seededRandom } from "../test/helpers/random.ts";
+import { ids, round } from "../test/helpers/sync-round.ts";
 import { compile } from "./build.ts";
 
 const root = join(import.meta.dir, "..");
@@ -98,11 +100,9 @@ async function network(
   n: number,
   edges: ReadonlyArray<readonly [number, number]>,
   env: Record<string, string> = {},
+  script = kind === "peerchat" ? "peer.ts" : "baseline.ts",
 ): Promise<Worker[]> {
-  const workers = Array.from(
-    { length: n },
-    () => new Worker(kind === "peerchat" ? "peer.ts" : "baseline.ts", env),
-  );
+  const workers = Array.from({ length: n }, () => new Worker(script, env));
   const ports = await Promise.all(workers.map(async (w) => (await w.call("info")).port as number));
   for (const [a, b] of edges) await (workers[a] as Worker).call("connect", { port: ports[b] });
   const degree = new Array<number>(n).fill(0);
@@ -120,7 +120,7 @@ async function network(
     await Bun.sleep(10);
   }
   // Let presence (JOIN, welcome ALIVEs) settle so it does not mix with the measurement.
-  if (kind === "peerchat") await Bun.sleep(2500);
+  if (script === "peer.ts") await Bun.sleep(2500);
   return workers;
 }
 
@@ -172,11 +172,35 @@ function verifyRate(): number {
 }
 
 /** 1. One link: one peer sends as fast as its transport allows. */
-async function oneLink(kind: Kind): Promise<Metrics> {
+function oneLink(kind: Kind): Promise<Metrics> {
   const count = quick ? counts(kind, 10_000, 200_000) : counts(kind, 150_000, 2_000_000);
   // Measured here, between the rounds, on the same quiet machine as the link itself.
   const rawVerify: Metrics = kind === "baseline" ? { "verify/s, 1 core": verifyRate() } : {};
-  const [a, b] = await network(kind, 2, [[0, 1]]);
+  return linkThroughput(network(kind, 2, [[0, 1]]), count, rawVerify);
+}
+
+/**
+ * 7. The history store's cost to the relay: one link, both peers keeping the room on
+ * disk (peerchat column) or in memory, `--ephemeral` (baseline column).
+ */
+async function storeCost(kind: Kind): Promise<Metrics> {
+  const count = quick ? 10_000 : 150_000;
+  const dir = await mkdtemp(join(tmpdir(), "peerchat-bench-history-"));
+  try {
+    const env: Record<string, string> = kind === "peerchat" ? { BENCH_HISTORY_DIR: dir } : {};
+    return await linkThroughput(network(kind, 2, [[0, 1]], env, "peer.ts"), count, {});
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** Throughput over the link between the two workers of `pair`: `count` messages from the first. */
+async function linkThroughput(
+  pair: Promise<Worker[]>,
+  count: number,
+  extra: Metrics,
+): Promise<Metrics> {
+  const [a, b] = await pair;
   try {
     await Promise.all([a, b].map((w) => (w as Worker).call("reset", { recordBytes: FRAME_BYTES })));
     const expect = (b as Worker).call("expect", { count, timeoutMs: 120_000 });
@@ -188,11 +212,81 @@ async function oneLink(kind: Kind): Promise<Metrics> {
       "msg/s": rate,
       "MB/s": (rate * FRAME_BYTES) / 1e6,
       lost: count - (r.received as number),
-      ...rawVerify,
+      ...extra,
     };
   } finally {
     stopAll([a as Worker, b as Worker]);
   }
+}
+
+/**
+ * 8. Catch-up: a peer that missed 10,000 messages from 100 authors links to one that
+ * holds them. peerchat: sync brings them (each verified, stored, shown late); baseline:
+ * a forwarder moving the same number of frames of the same size over one link.
+ */
+async function catchUp(kind: Kind): Promise<Metrics> {
+  const count = quick ? 2_000 : 10_000;
+  const env: Record<string, string> = kind === "peerchat" ? { BENCH_SYNC_BYTES: "1" } : {};
+  const [a, b] = await network(kind, 2, [], env);
+  const [full, empty] = [a as Worker, b as Worker];
+  try {
+    if (kind === "baseline") {
+      await full.call("connect", { port: (await empty.call("info")).port });
+      await Promise.all([full, empty].map((w) => w.call("reset", { recordBytes: FRAME_BYTES })));
+      const started = performance.now();
+      const expect = empty.call("expect", { count, timeoutMs: 120_000 });
+      await full.call("send", { count, textBytes: TEXT_BYTES });
+      const r = await expect;
+      return {
+        seconds: (performance.now() - started) / 1000,
+        MB: ((r.received as number) * FRAME_BYTES) / 1e6,
+        lost: count - (r.received as number),
+      };
+    }
+    await full.call("seed", { count, authors: 100, textBytes: TEXT_BYTES });
+    const started = performance.timeOrigin + performance.now();
+    await empty.call("connect", { port: (await full.call("info")).port });
+    const r = await empty.call("late", { count, timeoutMs: 120_000 });
+    const seconds = ((r.lateLastAt as number) - started) / 1000;
+    return {
+      seconds,
+      MB: ((r.historyIn as number) + (r.in as number) + (r.out as number)) / 1e6,
+      "sync frames KB": ((r.in as number) + (r.out as number)) / 1e3,
+      "msg/s": (r.late as number) / seconds,
+      lost: count - (r.late as number),
+    };
+  } finally {
+    stopAll([full, empty]);
+  }
+}
+
+/**
+ * 9. Reconciliation, in one process: two stores of 100,000 messages, in sync and with
+ * 1,000 differences (500 each way). peerchat: a sync round (summary, strata, IBLT);
+ * baseline: what listing every id would cost (16 bytes an id, each way).
+ */
+async function reconciliation(kind: Kind): Promise<Metrics> {
+  const n = 100_000;
+  if (kind === "baseline") {
+    return {
+      "in sync: bytes each way": n * 16,
+      "in sync: round trips": 1,
+      "1,000 diffs: bytes beyond the messages": 2 * n * 16,
+      "1,000 diffs: round trips": 1,
+    };
+  }
+  const random = seededRandom(2026);
+  const shared = ids(random, n - 500);
+  const a = new Map([...shared, ...ids(random, 500)]);
+  const b = new Map([...shared, ...ids(random, 500)]);
+  const same = round(a, new Map(a));
+  const diff = round(a, b);
+  return {
+    "in sync: bytes each way": Math.max(same.bytes.a, same.bytes.b),
+    "in sync: round trips": same.roundTrips,
+    "1,000 diffs: bytes beyond the messages": diff.bytes.a + diff.bytes.b,
+    "1,000 diffs: round trips": diff.roundTrips,
+  };
 }
 
 /** 2. Chain of 10: end-to-end throughput, counted at the far end. */
@@ -603,6 +697,44 @@ const SCENARIOS: Scenario[] = [
         `v2 floor end to end: 9 such hops = ${fmt(9 * floor)} µs (the ≤ 1 ms and ≤ 100 µs targets predate signatures)`,
       ];
     },
+  },
+  {
+    name: "history: one link, store on disk against --ephemeral",
+    run: storeCost,
+    targets: [
+      {
+        metric: "msg/s",
+        text: "the store on disk costs ≤ 15 % of the one-link rate",
+        pass: (p, b) => (p["msg/s"] as number) >= 0.85 * (b["msg/s"] as number),
+      },
+      { metric: "lost", text: "zero loss", pass: (p) => p.lost === 0 },
+    ],
+  },
+  {
+    name: "history: catch-up of 10,000 messages from 100 authors",
+    run: catchUp,
+    targets: [{ metric: "lost", text: "every message arrives", pass: (p) => p.lost === 0 }],
+  },
+  {
+    name: "history: reconciliation of 100,000",
+    run: reconciliation,
+    targets: [
+      {
+        metric: "in sync: round trips",
+        text: "in sync: ≤ 2 round trips",
+        pass: (p) => (p["in sync: round trips"] as number) <= 2,
+      },
+      {
+        metric: "in sync: bytes each way",
+        text: "in sync: ≤ 4 KB each way",
+        pass: (p) => (p["in sync: bytes each way"] as number) <= 4096,
+      },
+      {
+        metric: "1,000 diffs: bytes beyond the messages",
+        text: "1,000 differences: ≤ 64 KB beyond the messages",
+        pass: (p) => (p["1,000 diffs: bytes beyond the messages"] as number) <= 64 * 1024,
+      },
+    ],
   },
   {
     name: "flood, mesh of 30",

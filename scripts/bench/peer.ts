@@ -3,10 +3,15 @@
  * seen-cache, presence), driven over stdin. Terminal and JSON output are not part of
  * it: the benchmark measures the relay, not the printing of messages.
  */
+
+import { join } from "node:path";
 import { createConsola } from "consola/core";
 import type { ChatMessage } from "../../src/node/delivery.ts";
 import { NO_FLOOD_LIMITS } from "../../src/node/flood-limits.ts";
-import { FrameType, MESSAGE_ID_BYTES } from "../../src/protocol/constants.ts";
+import { encodeChatBody } from "../../src/protocol/chat.ts";
+import { FloodKind, FrameType, MESSAGE_ID_BYTES } from "../../src/protocol/constants.ts";
+import { encodeFlood, signFloodFrame } from "../../src/protocol/flood.ts";
+import { generateIdentity } from "../../src/secure/identity.ts";
 import { startPeer } from "../../src/start-peer.ts";
 import { type Command, rssBytes, serve, wallMs, yieldToLoop } from "./control.ts";
 
@@ -35,6 +40,11 @@ const idKey = (frame: Uint8Array, at: number) =>
 // The wire tap (echo detection) is installed only for the mesh scenario: a tap makes
 // the node hand it a view of every frame, which would slow the throughput scenarios.
 const tap = process.env.BENCH_ECHOES === "1";
+// Bytes of sync on the wire (the catch-up scenario): counted by the same tap.
+const countSync = process.env.BENCH_SYNC_BYTES === "1";
+const syncBytes = { in: 0, out: 0, historyIn: 0 };
+// History on disk when a directory is given (the store scenario), else in memory.
+const historyDir = process.env.BENCH_HISTORY_DIR;
 const peer = startPeer({
   host: "127.0.0.1",
   port: 0,
@@ -45,19 +55,30 @@ const peer = startPeer({
   // The benchmark floods on purpose to measure capacity: exactly what the FLOOD rate
   // limits exist to stop. Encryption and signatures stay on.
   floodLimits: NO_FLOOD_LIMITS,
-  tap: tap
+  ...(historyDir ? { history: { path: join(historyDir, `${process.pid}.db`) } } : {}),
+  tap: countSync
     ? {
-        frameIn(neighbour, _conn, frame) {
-          if (!watchEchoes || frame.type !== FrameType.Flood || neighbour === undefined) return;
-          const key = idKey(frame.bytes, frame.start);
-          if (!firstFrom.has(key)) firstFrom.set(key, neighbour);
+        frameIn(_neighbour, _conn, frame) {
+          if (frame.type === FrameType.Sync) syncBytes.in += frame.payload.length + 5;
+          if (frame.type === FrameType.History) syncBytes.historyIn += frame.payload.length + 5;
         },
-        frameOut(neighbour, _conn, frame) {
-          if (!watchEchoes || frame[4] !== FrameType.Flood || neighbour === undefined) return;
-          if (firstFrom.get(idKey(frame, 5)) === neighbour) echoes++;
+        frameOut(_neighbour, _conn, frame) {
+          if (frame[4] === FrameType.Sync) syncBytes.out += frame.length;
         },
       }
-    : undefined,
+    : tap
+      ? {
+          frameIn(neighbour, _conn, frame) {
+            if (!watchEchoes || frame.type !== FrameType.Flood || neighbour === undefined) return;
+            const key = idKey(frame.bytes, frame.start);
+            if (!firstFrom.has(key)) firstFrom.set(key, neighbour);
+          },
+          frameOut(neighbour, _conn, frame) {
+            if (!watchEchoes || frame[4] !== FrameType.Flood || neighbour === undefined) return;
+            if (firstFrom.get(idKey(frame, 5)) === neighbour) echoes++;
+          },
+        }
+      : undefined,
 });
 const node = peer.node;
 
@@ -86,6 +107,37 @@ setInterval(() => {
   maxPending = Math.max(maxPending, node.pendingBytes);
 }, 5).unref();
 
+let late = 0;
+let lateLastAt = 0;
+peer.history.events.on("late", () => {
+  late++;
+  lateLastAt = wallMs();
+});
+
+/** `count` CHAT messages by `authors` authors over the last hour, straight into the store. */
+function seed(count: number, authors: number, textBytes: number): number {
+  const people = Array.from({ length: authors }, () => generateIdentity());
+  const text = "x".repeat(textBytes);
+  const now = Date.now();
+  for (let i = 0; i < count; i++) {
+    const author = people[i % authors] as (typeof people)[number];
+    const frame = encodeFlood({
+      id: crypto.getRandomValues(new Uint8Array(MESSAGE_ID_BYTES)),
+      origin: author.publicKey,
+      seq: Math.floor(i / authors) + 1,
+      sentAt: now - 3_600_000 + Math.floor((i * 3_600_000) / count),
+      hops: 0,
+      kind: FloodKind.Chat,
+      signature: new Uint8Array(64),
+      body: encodeChatBody({ nick: "bench", text }),
+    });
+    signFloodFrame(frame, (m) => author.sign(m));
+    peer.store.add(frame, 5, frame.length, now);
+  }
+  peer.store.flush();
+  return peer.store.size;
+}
+
 async function handle(c: Command): Promise<Record<string, unknown>> {
   switch (c.op) {
     case "info":
@@ -96,6 +148,14 @@ async function handle(c: Command): Promise<Record<string, unknown>> {
     }
     case "neighbours":
       return { count: node.neighbourCount };
+    case "seed":
+      return { stored: seed(c.count as number, c.authors as number, c.textBytes as number) };
+    case "late": {
+      const started = wallMs();
+      while (late < (c.count as number) && wallMs() - started < ((c.timeoutMs as number) ?? 60_000))
+        await Bun.sleep(5);
+      return { late, lateLastAt, ...syncBytes };
+    }
     case "reset":
       received = 0;
       firstAt = 0;
