@@ -86,7 +86,9 @@ export function humanOutput(print: (line: string) => void, book = new NickBook()
   let lateFirstAt: number | undefined;
   /** The late messages gathered so far, as one block, oldest first, the last 50 at most. */
   const showLate = () => {
-    const block = late.sort((a, b) => a.sentAt - b.sentAt);
+    const block = late.sort(
+      (a, b) => a.sentAt - b.sentAt || a.origin.localeCompare(b.origin) || a.seq - b.seq,
+    );
     late = [];
     lateTimer = undefined;
     lateFirstAt = undefined;

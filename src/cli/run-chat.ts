@@ -115,6 +115,12 @@ export async function runChat(options: ChatOptions): Promise<number> {
   node.events.on("link-problem", (p) =>
     output.error("protocol", `${p.nick ?? "connection"} ${p.reason}`, { address: p.address }),
   );
+  // Before anything is shown: a signal that comes as soon as `ready` is out must still
+  // end in a goodbye and released locks, not in the default exit.
+  const onSignal = (signal: NodeJS.Signals) =>
+    requestQuit(signal === "SIGTERM" ? "shutting down" : "quit");
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   output.ready({ nodeId: node.nodeIdHex, listen: peer.listen, nick: node.nick, version: VERSION });
   const backlog = options.backlog ?? (interactive ? DEFAULT_BACKLOG : 0);
   if (backlog > 0) output.backlog(storedMessages(peer.store.latest(backlog), node.nodeIdHex));
@@ -124,10 +130,6 @@ export async function runChat(options: ChatOptions): Promise<number> {
   session = new ChatSession(peer, output, () => requestQuit("quit"));
   // Whoever read our output has gone (`peerchat | head -3`): leave, as a filter would.
   onStdoutClosed(() => requestQuit("quit"));
-  const onSignal = (signal: NodeJS.Signals) =>
-    requestQuit(signal === "SIGTERM" ? "shutting down" : "quit");
-  process.on("SIGINT", onSignal);
-  process.on("SIGTERM", onSignal);
 
   const joins = options.peers.map((endpoint) =>
     peer

@@ -281,10 +281,14 @@ export class HistoryStore {
     const excess = this.index.size > max ? this.index.size - Math.floor(max * PRUNE_TO) : 0;
     if (excess > 0) {
       const oldest = [...this.index].sort((a, b) => a[1] - b[1]).slice(0, excess);
-      this.run(
-        "DELETE FROM messages WHERE id IN (SELECT id FROM messages ORDER BY sent_at, id LIMIT ?)",
-        excess,
-      );
+      const drop = this.db.prepare("DELETE FROM messages WHERE id = ?");
+      try {
+        this.db.transaction(() => {
+          for (const [key] of oldest) drop.run(Buffer.from(key, "latin1"));
+        })();
+      } catch (error) {
+        if (!isFull(error)) throw error;
+      }
       for (const [key] of oldest) this.index.delete(key);
     }
     return before - this.index.size;
@@ -295,7 +299,7 @@ export class HistoryStore {
     this.flush();
     const rows = this.db
       .query(
-        "SELECT payload, sent_at, received_at FROM messages WHERE sent_at < ? ORDER BY sent_at DESC, id DESC LIMIT ?",
+        "SELECT payload, sent_at, received_at FROM messages WHERE sent_at < ? ORDER BY sent_at DESC, origin DESC, seq DESC LIMIT ?",
       )
       .all(before === Number.POSITIVE_INFINITY ? Number.MAX_SAFE_INTEGER : before, limit) as Row[];
     return rows.reverse().map(toMessage);
@@ -310,7 +314,7 @@ export class HistoryStore {
       const row = query.get(Buffer.from(key, "latin1")) as Row | null;
       if (row) found.push(toMessage(row));
     }
-    return found.sort((a, b) => a.sentAt - b.sentAt);
+    return found.sort(byTime);
   }
 
   /** Every id held, with its `sentAt`: what reconciliation works on. */
@@ -349,6 +353,16 @@ export class HistoryStore {
       if (!isFull(error)) throw error;
     }
   }
+}
+
+/**
+ * Oldest first; lines of one author sent within one millisecond (pasted, piped) keep
+ * the order they were written in, by seq.
+ */
+function byTime(a: StoredMessage, b: StoredMessage): number {
+  if (a.sentAt !== b.sentAt) return a.sentAt - b.sentAt;
+  const origin = compareBytes(floodOrigin(a.payload, 0), floodOrigin(b.payload, 0));
+  return origin !== 0 ? origin : floodSeq(a.payload, 0) - floodSeq(b.payload, 0);
 }
 
 function toMessage(row: Row): StoredMessage {

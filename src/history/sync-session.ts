@@ -112,7 +112,7 @@ export class SyncSession {
   /** Starts a round as the initiator: the BEGIN frame to send. */
   static begin(id: number, salt: Salt, view: SyncView, now: number): [SyncSession, Uint8Array] {
     const session = new SyncSession(id, "initiator", salt, view);
-    const w = session.windowOf(view.horizon(now) + SYNC_MARGIN_MS, now + SYNC_AHEAD_MS);
+    const w = session.windowOf(oldestSynced(view, now), now + SYNC_AHEAD_MS);
     const s = summarize(w.keys);
     return [session, encodeSyncBegin(id, salt, w.since, w.until, s.count, [s.sumHi, s.sumLo])];
   }
@@ -124,7 +124,7 @@ export class SyncSession {
     now: number,
   ): [SyncSession, SyncAction[]] {
     const session = new SyncSession(message.session, "responder", message.salt, view);
-    const since = Math.max(message.since, view.horizon(now) + SYNC_MARGIN_MS);
+    const since = Math.max(message.since, oldestSynced(view, now));
     const w = session.windowOf(since, message.until);
     const s = summarize(w.keys);
     const theirs = { count: message.count, sumHi: message.sum[0], sumLo: message.sum[1] };
@@ -311,6 +311,16 @@ export class SyncSession {
     this.window = w;
     return w;
   }
+}
+
+/**
+ * The start of the window a peer reconciles: its oldest kept `sentAt`, plus a margin of
+ * {@link SYNC_MARGIN_MS}, or a tenth of the retention when that is shorter (so that a
+ * short `--keep` still syncs most of what it keeps).
+ */
+function oldestSynced(view: SyncView, now: number): number {
+  const horizon = view.horizon(now);
+  return horizon + Math.min(SYNC_MARGIN_MS, (now - horizon) / 10);
 }
 
 /** A LIST or WANT frame. */

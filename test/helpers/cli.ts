@@ -22,6 +22,7 @@ export class CliProcess {
   readonly stderr: string[] = [];
   readonly exited: Promise<number>;
   private readonly proc: Subprocess<"pipe", "pipe", "pipe">;
+  private readonly stdoutWatchers = new Set<(line: string) => void>();
 
   constructor(launcher: Launcher, args: string[], options: { env?: Record<string, string> } = {}) {
     this.proc = Bun.spawn(launcher(args), {
@@ -33,12 +34,24 @@ export class CliProcess {
       env: testEnv({ NO_COLOR: "1", ...options.env }),
     });
     this.exited = this.proc.exited;
-    void collect(this.proc.stdout, this.stdout);
+    void collect(this.proc.stdout, this.stdout, (line) => {
+      for (const watch of this.stdoutWatchers) watch(line);
+    });
     void collect(this.proc.stderr, this.stderr);
   }
 
   get pid(): number {
     return this.proc.pid;
+  }
+
+  /**
+   * Calls `watch` with each stdout line from now on, the moment it is read (no polling:
+   * for a test that must act before the process has gone any further). Returns a function
+   * that stops watching.
+   */
+  onStdoutLine(watch: (line: string) => void): () => void {
+    this.stdoutWatchers.add(watch);
+    return () => this.stdoutWatchers.delete(watch);
   }
 
   /** Types a line, as piped input. */
@@ -107,19 +120,28 @@ export class CliProcess {
   }
 }
 
-async function collect(stream: ReadableStream<Uint8Array>, lines: string[]): Promise<void> {
+async function collect(
+  stream: ReadableStream<Uint8Array>,
+  lines: string[],
+  onLine: (line: string) => void = () => {},
+): Promise<void> {
   const decoder = new TextDecoder();
   let partial = "";
   for await (const chunk of stream) {
     partial += decoder.decode(chunk, { stream: true });
     let nl = partial.indexOf("\n");
     while (nl >= 0) {
-      lines.push(partial.slice(0, nl));
+      const line = partial.slice(0, nl);
+      lines.push(line);
+      onLine(line);
       partial = partial.slice(nl + 1);
       nl = partial.indexOf("\n");
     }
   }
-  if (partial) lines.push(partial);
+  if (partial) {
+    lines.push(partial);
+    onLine(partial);
+  }
 }
 
 /** The listen port a peer announced in its first stdout line (human or JSON). */
