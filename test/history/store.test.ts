@@ -138,6 +138,37 @@ describe("the history store", () => {
     expect(store.latest(10)).toEqual([]);
   });
 
+  test("a full disk: the chat goes on, one warning, nothing more saved until there is room", () => {
+    const dir = tempDir();
+    const problems: string[] = [];
+    let now = NOW;
+    const store = open(join(dir, "h.db"), { onProblem: (p) => problems.push(p), now: () => now });
+    // SQLite's page cap stands in for a full disk: the next write fails with SQLITE_FULL.
+    const db = (store as unknown as { db: Database }).db;
+    const pages = (db.query("PRAGMA page_count").get() as { page_count: number }).page_count;
+    db.exec(`PRAGMA max_page_count = ${pages}`);
+    const big = (i: number) => message(BOB, i, NOW, "x".repeat(4000));
+    for (let i = 1; i <= 20; i++) {
+      const m = big(i);
+      expect(store.add(m, 0, m.length, NOW)).toBe("added");
+      store.flush();
+    }
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toContain("the disk is full");
+    // Room again, and time to try: saving resumes, and says so.
+    db.exec("PRAGMA max_page_count = 1000000");
+    now += 60_000;
+    const m = big(21);
+    store.add(m, 0, m.length, now);
+    store.flush();
+    expect(problems).toHaveLength(2);
+    expect(problems[1]).toContain("room again");
+    expect(store.latest(100).some((x) => x.payload.length === m.length && x.sentAt === NOW)).toBe(
+      true,
+    );
+    store.close();
+  });
+
   test("a file that is not a database: a StoreError that names it and says what to do", () => {
     const dir = tempDir();
     const path = join(dir, "broken.db");
