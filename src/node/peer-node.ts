@@ -32,7 +32,7 @@ import { type NodeConfig, nodeConfig, type PeerNodeOptions } from "./node-option
 import { Outbox } from "./outbox.ts";
 import { type HistoryWindow, Relay, type RelayOutcome, type RelayStats } from "./relay.ts";
 import { SeenCache } from "./seen-cache.ts";
-import { label, NodeTrace } from "./trace.ts";
+import { label, NOBODY, NodeTrace } from "./trace.ts";
 
 /**
  * One peer of the network: the driver. It keeps the link table, dispatches frames to
@@ -374,25 +374,27 @@ export class PeerNode {
     const outcome = this.relay.receive(bytes, start, end, now, link.guard.bucket);
     if (outcome.status !== "accepted") {
       this.refused(link, outcome, now);
-      this.trace.flood(link, frame, outcome, floodHops(bytes, start), []);
+      this.trace.flood(link, frame, outcome, floodHops(bytes, start), NOBODY);
       return;
     }
     const hops = floodHops(bytes, start);
-    const sentTo: Link[] = [];
+    const sentTo: Link[] | undefined = this.trace.tracing ? [] : undefined;
     // Forward only if somebody other than the sender will get it. The frame goes on as
     // it arrived, its hops byte raised in place: no copy is made unless the frame had
     // to be reassembled from several chunks (then its length prefix is not in `bytes`).
     const others =
       this.links.neighbourCount - (link.state === "established" && !link.superseded ? 1 : 0);
     if (outcome.forward && others > 0) {
-      const { out, from, to } = forwardFlood(bytes, start, end, frame.framed, hops + 1);
+      const out = forwardFlood(bytes, start, end, frame.framed, hops + 1);
+      const from = out === bytes ? start - FLOOD_PAYLOAD_OFFSET : 0;
+      const to = out === bytes ? end : out.length;
       for (const other of this.links.neighbours()) {
         // Not back to the sender, nor to its new link if this one is a drained duplicate.
         if (other === link || other.key === link.key) continue;
-        if (this.send(other, out, from, to) && this.trace.tracing) sentTo.push(other);
+        if (this.send(other, out, from, to)) sentTo?.push(other);
       }
     }
-    this.trace.flood(link, frame, outcome, hops, sentTo);
+    this.trace.flood(link, frame, outcome, hops, sentTo ?? NOBODY);
     const delivery = new Delivery(bytes, start, end, now, hops + 1, outcome.presence);
     this.events.emit("flood", delivery);
     if (floodKind(bytes, start) === FloodKind.Chat) this.events.emit("message", delivery);

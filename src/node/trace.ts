@@ -14,6 +14,9 @@ export interface WireTap {
   frameOut?(neighbour: string | undefined, connection: Connection, frame: Uint8Array): void;
 }
 
+/** No links: where a message that was not forwarded went. */
+export const NOBODY: readonly Link[] = [];
+
 const DROPPED: Readonly<Record<string, string>> = {
   duplicate: "duplicate, dropped",
   stale: "outside the time window, dropped",
@@ -55,7 +58,13 @@ export class NodeTrace {
   }
 
   /** What the relay decided about a FLOOD from `link`, and where it went. */
-  flood(link: Link, frame: Frame, outcome: RelayOutcome, hops: number, sentTo: Link[]): void {
+  flood(
+    link: Link,
+    frame: Frame,
+    outcome: RelayOutcome,
+    hops: number,
+    sentTo: readonly Link[],
+  ): void {
     if (!this.tracing) return;
     let what = DROPPED[outcome.status] ?? outcome.status;
     if (outcome.status === "accepted") {

@@ -188,10 +188,11 @@ export function decodeFlood(payload: Uint8Array): Flood {
 }
 
 /**
- * The bytes to forward for a received FLOOD whose payload is `bytes[start, end)`, with
- * `hops` set: the frame as it arrived, its hops byte changed in place, when `framed`
- * (its length prefix is in `bytes` before `start`); else a copy (it was reassembled from
- * several chunks). Returns the buffer and the range of the frame in it.
+ * The frame to forward for a received FLOOD whose payload is `bytes[start, end)`, with
+ * `hops` set. When `framed` (its length prefix is in `bytes` just before `start`), that
+ * is `bytes` itself, its hops byte changed in place: the frame runs from
+ * `start − FLOOD_PAYLOAD_OFFSET` to `end`. Otherwise (it was reassembled from several
+ * chunks) a copy, the whole of which is the frame.
  */
 export function forwardFlood(
   bytes: Uint8Array,
@@ -199,13 +200,10 @@ export function forwardFlood(
   end: number,
   framed: boolean,
   hops: number,
-): { readonly out: Uint8Array; readonly from: number; readonly to: number } {
-  if (!framed) {
-    const out = encodeFloodForward(bytes, start, end, hops);
-    return { out, from: 0, to: out.length };
-  }
+): Uint8Array {
+  if (!framed) return encodeFloodForward(bytes, start, end, hops);
   setFloodHops(bytes, start, hops);
-  return { out: bytes, from: start - FLOOD_PAYLOAD_OFFSET, to: end };
+  return bytes;
 }
 
 /**
