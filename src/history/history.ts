@@ -58,6 +58,11 @@ interface NeighbourSync {
   /** The round we started, and the one it started. */
   out: { readonly session: SyncSession; readonly startedAt: number } | undefined;
   in: { readonly session: SyncSession; readonly startedAt: number } | undefined;
+  /**
+   * The latest rounds, whatever their role, newest last: pushes of a round may still be
+   * arriving after its last SYNC frame, or after a newer round began.
+   */
+  readonly recent: SyncSession[];
   lastRoundAt: number;
   readonly begins: TokenBucket;
   abuse: number;
@@ -130,6 +135,7 @@ export class History {
     ];
     const [session, begin] = SyncSession.begin(id, [a, b], this.view, now);
     n.out = { session, startedAt: now };
+    remember(n, session);
     n.lastRoundAt = now;
     this.node.sendTo(nodeId, begin);
   }
@@ -159,6 +165,7 @@ export class History {
       }
       const [session, actions] = SyncSession.answer(message, this.view, now);
       n.in = { session, startedAt: now };
+      remember(n, session);
       this.perform(from, n, actions);
       return;
     }
@@ -171,7 +178,7 @@ export class History {
     const n = this.neighbour(from);
     const { bytes, start } = frame;
     const whole = frame.end - start >= MESSAGE_ID_BYTES;
-    const expected = whole && [n.out, n.in].some((r) => r?.session.expects(bytes, start));
+    const expected = whole && n.recent.some((session) => session.expects(bytes, start));
     if (!expected) {
       this.abuse(from, n, "sends history nobody asked for");
       return;
@@ -270,6 +277,7 @@ export class History {
         lastRoundAt: 0,
         begins: new TokenBucket(SYNC_BEGIN_PER_SECOND, SYNC_BEGIN_BURST, this.clock.now()),
         abuse: 0,
+        recent: [],
         queue: [],
         pushing: false,
       };
@@ -286,4 +294,12 @@ export class History {
     }, ms);
     this.timers.push(timer);
   }
+}
+
+/** Rounds of one neighbour whose HISTORY may still be arriving. */
+const RECENT_ROUNDS = 4;
+
+function remember(n: NeighbourSync, session: SyncSession): void {
+  n.recent.push(session);
+  if (n.recent.length > RECENT_ROUNDS) n.recent.shift();
 }
