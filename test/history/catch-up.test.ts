@@ -49,7 +49,11 @@ test("a catch-up of 3,000 messages is not cut short when a new round starts whil
     again++;
     await Bun.sleep(20);
   }
-  await waitFor(() => empty.messages.length >= 3000, 20_000, () => `3,000 late (${empty.messages.length})`);
+  await waitFor(
+    () => empty.messages.length >= 3000,
+    20_000,
+    () => `3,000 late (${empty.messages.length})`,
+  );
   expect(new Set(empty.messages.map((m) => m.id)).size).toBe(3000);
   expect(empty.messages.every((m) => m.late === true)).toBe(true);
   expect(net.linked(0, 1)).toBe(true);
