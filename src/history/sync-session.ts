@@ -197,7 +197,7 @@ export class SyncSession {
   private onStrata(message: Extract<SyncMessage, { op: typeof SyncOp.Strata }>): SyncAction[] {
     const w = this.window as Window;
     if (message.since < w.since) throw violation("SYNC strata for a wider window than asked");
-    if (message.count > this.view.maxMessages)
+    if (message.count > maxKeys(this.view))
       throw violation(`SYNC strata claims ${message.count} messages`);
     if (message.since !== w.since) this.windowOf(message.since, w.until);
     this.pushAllowance = message.count;
@@ -262,8 +262,8 @@ export class SyncSession {
     const words = bytesToWords(message.keys);
     this.listed ??= new Set();
     for (let i = 0; i < words.length / 2; i++) this.listed.add(keyString(words, i));
-    if (this.listed.size > this.view.maxMessages)
-      throw violation(`SYNC lists more than ${this.view.maxMessages} messages`);
+    if (this.listed.size > maxKeys(this.view))
+      throw violation(`SYNC lists more than ${maxKeys(this.view)} messages`);
     if (!message.last) return [];
     const w = this.window as Window;
     const ours: number[] = [];
@@ -321,6 +321,15 @@ export class SyncSession {
 function oldestSynced(view: SyncView, now: number): number {
   const horizon = view.horizon(now);
   return horizon + Math.min(SYNC_MARGIN_MS, (now - horizon) / 10);
+}
+
+/**
+ * Most keys a neighbour may claim or list in a round: twice what we keep. A store runs a
+ * little over its cap between prunes, and a neighbour may keep more than we do; past
+ * twice, it is not an honest peer's store but an attempt on our memory.
+ */
+function maxKeys(view: SyncView): number {
+  return 2 * view.maxMessages;
 }
 
 /** A LIST or WANT frame. */

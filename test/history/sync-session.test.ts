@@ -69,9 +69,11 @@ describe("a reconciliation round", () => {
     expect(MAX_SKETCH_CELLS).toBeLessThan(6100 * 1.5);
   });
 
-  test("a neighbour listing more keys than the store may hold is a protocol error", () => {
-    const { a, b } = pair(5, 0, 3000, 0);
+  test("a neighbour listing more than twice the keys the store may hold is a protocol error; a little over is not", () => {
+    const { a, b } = pair(5, 0, 5000, 0);
     expect(() => round(a, b, 2000)).toThrow("SYNC");
+    const close = pair(6, 0, 2100, 0);
+    expect(round(close.a, close.b, 2000).pushed.a.length).toBe(2100);
   });
 
   test("the responder expects exactly the messages it asked for, once each", () => {
