@@ -12,7 +12,7 @@ import { hex } from "../protocol/hex.ts";
 import { encodeHistory, SyncOp } from "../protocol/sync.ts";
 import { type Gap, GapTracker } from "./gaps.ts";
 import type { HistoryStore } from "./store.ts";
-import { type SyncAction, SyncSession, type SyncView } from "./sync-session.ts";
+import { SYNC_RECENT_MS, type SyncAction, SyncSession, type SyncView } from "./sync-session.ts";
 
 /** Anti-entropy: a round with one neighbour (the least recently synced) this often. */
 export const SYNC_INTERVAL_MS = 30_000;
@@ -150,8 +150,13 @@ export class History {
 
   private onPeerUp(peer: NeighbourInfo): void {
     this.neighbour(peer.nodeId);
-    // One round per new link is enough: the side with the lower id starts it.
-    if (this.node.nodeIdHex < peer.nodeId) this.syncWith(peer.nodeId);
+    // The side with the lower id starts the rounds of a new link: one now, and one when
+    // what was too young for it (still in flight by flood) is old enough.
+    if (this.node.nodeIdHex >= peer.nodeId) return;
+    this.syncWith(peer.nodeId);
+    this.schedule(SYNC_RECENT_MS + SPREAD_DELAY_MS, () => {
+      if (this.node.isNeighbour(peer.nodeId)) this.syncWith(peer.nodeId);
+    });
   }
 
   private onSync(from: string, frame: Frame): void {

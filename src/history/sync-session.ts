@@ -39,8 +39,13 @@ export const STRATA_WIRE_CELLS = STRATA * STRATUM_CELLS;
  */
 export const SYNC_MARGIN_MS = 10 * 60_000;
 
-/** Messages sent up to this far in the future (a fast clock) are reconciled too. */
-export const SYNC_AHEAD_MS = 2 * 60_000;
+/**
+ * The newest stretch that is not reconciled: messages this young are still on their way
+ * by flood. Without it, every round during busy traffic would find the messages in
+ * flight missing, push them as history, and the news would set off rounds with every
+ * other neighbour: a storm. A second round shortly after a link comes up takes them in.
+ */
+export const SYNC_RECENT_MS = 5_000;
 
 /** A sketch that fails to decode is resent larger at most this often, then listed. */
 const MAX_RETRIES = 2;
@@ -112,7 +117,7 @@ export class SyncSession {
   /** Starts a round as the initiator: the BEGIN frame to send. */
   static begin(id: number, salt: Salt, view: SyncView, now: number): [SyncSession, Uint8Array] {
     const session = new SyncSession(id, "initiator", salt, view);
-    const w = session.windowOf(oldestSynced(view, now), now + SYNC_AHEAD_MS);
+    const w = session.windowOf(oldestSynced(view, now), now - SYNC_RECENT_MS);
     const s = summarize(w.keys);
     return [session, encodeSyncBegin(id, salt, w.since, w.until, s.count, [s.sumHi, s.sumLo])];
   }

@@ -8,13 +8,13 @@ import { type SyncAction, SyncSession, type SyncView } from "../../src/history/s
 export const NOW = 1_800_000_000_000;
 const KEEP_MS = 7 * 86_400_000;
 
-/** A store's ids: `n` random 16-byte ids (latin1) sent over the last day. */
+/** A store's ids: `n` random 16-byte ids (latin1) sent over the last day (not the last minute). */
 export function ids(random: () => number, n: number): Map<string, number> {
   const m = new Map<string, number>();
   for (let i = 0; i < n; i++) {
     let id = "";
     for (let j = 0; j < 16; j++) id += String.fromCharCode(Math.floor(random() * 256));
-    m.set(id, NOW - Math.floor(random() * 86_400_000));
+    m.set(id, NOW - 60_000 - Math.floor(random() * 86_400_000));
   }
   return m;
 }
