@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { StoreError } from "../errors.ts";
-import { historyFileName } from "../history/store.ts";
+import { historyFileName } from "../history/store-file.ts";
 import { takeLock } from "./file-lock.ts";
 
 /** Where histories live: `$XDG_DATA_HOME/peerchat`, else `~/.local/share/peerchat`. */

@@ -1,7 +1,5 @@
 import { Database, type SQLQueryBindings, type Statement } from "bun:sqlite";
-import { createHash } from "node:crypto";
-import { accessSync, closeSync, constants, existsSync, openSync } from "node:fs";
-import { dirname } from "node:path";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { StoreError } from "../errors.ts";
 import { MESSAGE_ID_BYTES } from "../protocol/constants.ts";
 import {
@@ -13,7 +11,7 @@ import {
   setFloodHops,
 } from "../protocol/flood.ts";
 import { compareBytes, hex, latin1 } from "../protocol/hex.ts";
-import { roomKey } from "../secure/room.ts";
+import { isFull, storeError } from "./store-file.ts";
 
 /** A day, in milliseconds: retention is given in days. */
 export const DAY_MS = 86_400_000;
@@ -32,20 +30,6 @@ const PRUNE_TO = 0.95;
 
 /** The schema this code reads and writes (SQLite `user_version`). */
 const SCHEMA_VERSION = 1;
-
-/**
- * The file of one identity's history of one room: named by a hash of the room's key and
- * the node id, never by the room name (which is a secret), so that two identities, or
- * two rooms, never share one.
- */
-export function historyFileName(room: string, nodeId: Uint8Array): string {
-  const hash = createHash("sha256")
-    .update("peerchat history v1\0")
-    .update(roomKey(room))
-    .update(nodeId)
-    .digest("hex");
-  return `${hash.slice(0, 32)}.db`;
-}
 
 /** One stored message: its original signed FLOOD payload and what queries need. */
 export interface StoredMessage {
@@ -378,48 +362,4 @@ function byTime(a: StoredMessage, b: StoredMessage): number {
 
 function toMessage(row: Row): StoredMessage {
   return { payload: row.payload, sentAt: row.sent_at, receivedAt: row.received_at };
-}
-
-/** Whether `path` (or, if it does not exist, its directory) can be written. */
-function writable(path: string): boolean {
-  try {
-    accessSync(existsSync(path) ? path : dirname(path), constants.W_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function isFull(error: unknown): boolean {
-  const code = (error as { code?: string }).code;
-  return code === "SQLITE_FULL" || code === "SQLITE_IOERR_WRITE";
-}
-
-/** A {@link StoreError} that says what is wrong with `path` and what to do. */
-function storeError(path: string, error: unknown): StoreError {
-  if (error instanceof StoreError) return error;
-  const code = (error as { code?: string }).code ?? "";
-  const detail = (error as Error).message;
-  if (code === "SQLITE_NOTADB" || code.startsWith("SQLITE_CORRUPT"))
-    return new StoreError(
-      "CORRUPT",
-      `${path} is not a readable peerchat history (${detail}); move it away to start a new one`,
-      { cause: error },
-    );
-  if (
-    code.startsWith("SQLITE_READONLY") ||
-    code === "SQLITE_PERM" ||
-    code === "EACCES" ||
-    (code.startsWith("SQLITE_CANTOPEN") && !writable(path))
-  )
-    return new StoreError(
-      "READ_ONLY",
-      `cannot write the history ${path} (${detail}); make its directory writable, choose another with --data-dir, or run with --ephemeral`,
-      { cause: error },
-    );
-  return new StoreError(
-    "UNREADABLE",
-    `cannot open the history ${path} (${detail}); check the directory, choose another with --data-dir, or run with --ephemeral`,
-    { cause: error },
-  );
 }

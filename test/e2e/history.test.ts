@@ -9,7 +9,7 @@ import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync 
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { historyFileName } from "../../src/history/store.ts";
+import { historyFileName } from "../../src/history/store-file.ts";
 import { CliProcess, fromSource, type Launcher, listenPortOf } from "../helpers/cli.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
