@@ -59,9 +59,13 @@ export function hermeticEnv(): Record<string, string> {
 
 /**
  * The environment for every process a test starts: this one's, with the user's
- * directories replaced by {@link hermeticEnv} (whatever the caller adds cannot undo that,
- * short of naming the same variables).
+ * directories replaced by {@link hermeticEnv} and a fresh data directory (whatever the
+ * caller adds cannot undo that, short of naming the same variables).
  */
 export function testEnv(extra: Record<string, string> = {}): Record<string, string | undefined> {
-  return { ...process.env, ...hermeticEnv(), ...extra };
+  // A data directory of its own for every process: the run's peers share an identity
+  // (whoever takes it first), and would otherwise share its history too, so one test's
+  // messages (the fuzzer's, say) would turn up in another's backlog.
+  const data = mkdtempSync(join(hermeticDirs().root, "data-"));
+  return { ...process.env, ...hermeticEnv(), XDG_DATA_HOME: data, ...extra };
 }
