@@ -16,6 +16,7 @@ import {
 } from "../../src/secure/constants.ts";
 import { verifySignature } from "../../src/secure/identity.ts";
 import { DEFAULT_ROOM, roomKey } from "../../src/secure/room.ts";
+import type { CliProcess } from "../helpers/cli.ts";
 import { seededRandom, testSeed } from "../helpers/random.ts";
 import {
   type Anomaly,
@@ -232,13 +233,22 @@ describe("fuzz oracle", () => {
   }, 30_000);
 
   test("fuzzer - the oracle notices a victim that freezes", async () => {
+    // Frozen in the middle of the campaign, whatever the setup before it costs: a freeze
+    // on a timer from the victim's start could fall before the first case (a loaded
+    // machine), and then the stall has no case to blame.
+    let victim: CliProcess | undefined;
+    let processed = 0;
     const report = await runCampaign({
       seed: SEED,
       cases: small,
       stallMs: 1000,
-      onVictim: (victim) => {
-        setTimeout(() => victim.signal("SIGSTOP"), 1000);
-        setTimeout(() => victim.signal("SIGCONT"), 3000);
+      onVictim: (v) => {
+        victim = v;
+      },
+      onCase: () => {
+        if (++processed !== 50) return;
+        victim?.signal("SIGSTOP");
+        setTimeout(() => victim?.signal("SIGCONT"), 2000);
       },
     });
     expect(report.anomalies[0]?.what).toMatch(/^stall: /);
