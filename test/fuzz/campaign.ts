@@ -423,6 +423,8 @@ interface ConnectionRecord {
 }
 
 class CampaignState {
+  /** The latest connection of the frames surface. */
+  lastFrames: ConnectionRecord | undefined;
   stopped = false;
   done = false;
   anomaly: (what: string, cases?: readonly string[]) => void = () => {};
@@ -572,6 +574,7 @@ class CampaignState {
       const client = await this.secureClient();
       if (!client) continue;
       const record = this.track(client.localPort, "frames");
+      this.lastFrames = record;
       const tag = BigInt((0x8000_0000 | ++this.serial) >>> 0) << 32n;
       let probes = 0;
       let scanned = 0;
@@ -659,7 +662,12 @@ class CampaignState {
     try {
       await waitFor(() => client.frames.length > 0 || client.closed, this.stallMs, "HELLO", 1);
     } catch {
-      this.anomaly("stall: an honest handshake got no HELLO back");
+      // No case was sent on it yet: the suspects are those of the connections still open,
+      // or else the last cases of the frames connection before it (what the victim read
+      // last before it stopped answering).
+      const open = this.inFlight();
+      const last = this.lastFrames ? this.describe(this.lastFrames) : [];
+      this.anomaly("stall: an honest handshake got no HELLO back", open.length > 0 ? open : last);
       return undefined;
     }
     if (client.closed) {
