@@ -122,7 +122,7 @@ export class History {
   }
 
   /** Starts a round with a neighbour now (tests, and a new link). */
-  syncWith(nodeId: string): void {
+  syncWith(nodeId: string, recent = false): void {
     const n = this.neighbour(nodeId);
     const now = this.clock.now();
     if (n.out && now - n.out.startedAt < SYNC_ROUND_TIMEOUT_MS && !n.out.session.done) return;
@@ -133,7 +133,7 @@ export class History {
       number,
       number,
     ];
-    const [session, begin] = SyncSession.begin(id, [a, b], this.view, now);
+    const [session, begin] = SyncSession.begin(id, [a, b], this.view, now, recent);
     n.out = { session, startedAt: now };
     remember(n, session);
     n.lastRoundAt = now;
@@ -153,7 +153,7 @@ export class History {
     // The side with the lower id starts the rounds of a new link: one now, and one when
     // what was too young for it (still in flight by flood) is old enough.
     if (this.node.nodeIdHex >= peer.nodeId) return;
-    this.syncWith(peer.nodeId);
+    this.syncWith(peer.nodeId, true);
     this.schedule(SYNC_RECENT_MS + SPREAD_DELAY_MS, () => {
       if (this.node.isNeighbour(peer.nodeId)) this.syncWith(peer.nodeId);
     });

@@ -115,9 +115,17 @@ export class SyncSession {
   ) {}
 
   /** Starts a round as the initiator: the BEGIN frame to send. */
-  static begin(id: number, salt: Salt, view: SyncView, now: number): [SyncSession, Uint8Array] {
+  static begin(
+    id: number,
+    salt: Salt,
+    view: SyncView,
+    now: number,
+    recent = false,
+  ): [SyncSession, Uint8Array] {
     const session = new SyncSession(id, "initiator", salt, view);
-    const w = session.windowOf(oldestSynced(view, now), now - SYNC_RECENT_MS);
+    // A new link's first round takes the recent messages too: one sent before the link
+    // came up reached no one across it, and no flood is coming with it.
+    const w = session.windowOf(oldestSynced(view, now), now - (recent ? 0 : SYNC_RECENT_MS));
     const s = summarize(w.keys);
     return [session, encodeSyncBegin(id, salt, w.since, w.until, s.count, [s.sumHi, s.sumLo])];
   }
