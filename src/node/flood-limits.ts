@@ -118,6 +118,16 @@ export class OriginLimiter {
     return bucket.take(now);
   }
 
+  /**
+   * Whether `origin` has no message left to author now: a peek that takes nothing, so
+   * anyone may ask it (even for a message not yet verified) without spending the
+   * origin's budget. A message it would refuse need not be verified first.
+   */
+  exhausted(origin: string, now: number): boolean {
+    const bucket = this.buckets.get(origin);
+    return bucket !== undefined && bucket.waitMs(now) > 0;
+  }
+
   get size(): number {
     return this.buckets.size;
   }

@@ -265,6 +265,13 @@ export class Relay {
       this.stats.duplicates++;
       return DUPLICATE;
     }
+    // An author already past its rate is refused before its signature costs us anything:
+    // a peek, which spends nothing, so a forger naming it cannot drain it, and the id is
+    // not remembered (it was not verified). Flooding authors thus cost a lookup a frame.
+    if (whole && this.origins?.exhausted(floodOriginKey(bytes, start), now) === true) {
+      this.stats.originLimited++;
+      return ORIGIN_LIMITED;
+    }
     // Outside the window the seen-cache covers, the id may have been forgotten: a replay.
     const stale = whole && Math.abs(now - floodSentAt(bytes, start)) > this.seen.ttlMs;
     const refused = this.check(bytes, start, end, stale);

@@ -330,21 +330,33 @@ describe("Relay: rate limits", () => {
     const OTHER = keyOf(8);
     const limited = () => new Relay(keyOf(1), new SeenCache(), { limits });
 
-    test("an author over its rate is origin-limited, and counted", () => {
+    test("an author over its rate is origin-limited before its signature costs a verification, and counted", () => {
       const r = limited();
       const outcomes = [0, 1, 2].map(() => rxWith(r, payload({ sentAt: 1000 }), 1000).status);
       expect(outcomes).toEqual(["accepted", "accepted", "origin-limited"]);
-      expect(r.stats).toMatchObject({ accepted: 2, originLimited: 1, verified: 3 });
+      expect(r.stats).toMatchObject({ accepted: 2, originLimited: 1, verified: 2 });
     });
 
-    test("an origin-limited message is remembered: the same message again is a duplicate", () => {
+    test("an origin-limited message is not remembered (it was never verified): once the author has tokens again, it is accepted, once", () => {
       const r = limited();
       rxWith(r, payload({ sentAt: 1000 }), 1000);
       rxWith(r, payload({ sentAt: 1000 }), 1000);
       const p = payload({ sentAt: 1000 });
       expect(rxWith(r, p, 1000).status).toBe("origin-limited");
-      expect(rxWith(r, p, 5000).status).toBe("duplicate"); // even once the author has tokens again
+      expect(rxWith(r, p, 2000).status).toBe("accepted");
+      expect(rxWith(r, p, 2000).status).toBe("duplicate");
       expect(r.stats).toMatchObject({ originLimited: 1, duplicates: 1 });
+    });
+
+    test("a forgery naming an author past its rate is dropped unverified, and spends nothing of the author's", () => {
+      const r = limited();
+      rxWith(r, payload({ sentAt: 1000 }), 1000);
+      rxWith(r, payload({ sentAt: 1000 }), 1000);
+      for (let i = 0; i < 5; i++)
+        expect(rxWith(r, payload({ sentAt: 1000 }, OTHER), 1000).status).toBe("origin-limited");
+      expect(r.stats).toMatchObject({ verified: 2, forged: 0 });
+      // Refilled as if no forgery had come: one second, one message.
+      expect(rxWith(r, payload({ sentAt: 2000 }), 2000).status).toBe("accepted");
     });
 
     test("another author is unaffected", () => {
