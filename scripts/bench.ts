@@ -815,6 +815,11 @@ async function main() {
   console.log(
     `peerchat benchmarks — ${quick ? "quick" : `${ROUNDS} rounds`} — ${JSON.stringify(machine())}\n`,
   );
+  // The peers started as a user would start them (the CLI, the binary) must not touch
+  // the user's own identity or history: every process gets directories of the bench's.
+  const home = await mkdtemp(join(tmpdir(), "peerchat-bench-home-"));
+  process.env.XDG_CONFIG_HOME = join(home, "config");
+  process.env.XDG_DATA_HOME = join(home, "data");
   for (const scenario of SCENARIOS) {
     if (only && !only.some((o) => scenario.name.startsWith(o))) continue;
     const rounds: Array<{ peerchat: Metrics; baseline: Metrics }> = [];
@@ -877,6 +882,7 @@ async function main() {
   await writeFile(join(root, "bench-results", "latest.json"), `${JSON.stringify(out, null, 2)}\n`);
   console.log("results: bench-results/latest.json");
   if (binaryDir) await rm(binaryDir, { recursive: true, force: true });
+  await rm(home, { recursive: true, force: true });
   process.exit(0);
 }
 

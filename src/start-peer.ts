@@ -1,4 +1,5 @@
 import type { ConsolaInstance } from "consola";
+import { DirectMessages } from "./direct/direct-messages.ts";
 import { History } from "./history/history.ts";
 import { DAY_MS, DEFAULT_KEEP_DAYS, DEFAULT_MAX_MESSAGES, HistoryStore } from "./history/store.ts";
 import { secureLinks } from "./link/secure-links.ts";
@@ -68,6 +69,8 @@ export interface RunningPeer {
   readonly presence: PresenceTracker;
   /** The room's messages, kept and reconciled with the neighbours. */
   readonly history: History;
+  /** Direct messages: sealed to one recipient, carried and kept like any message. */
+  readonly direct: DirectMessages;
   readonly store: HistoryStore;
   /** Where it listens; the port is the real one when 0 was asked for. */
   readonly listen: Endpoint;
@@ -136,6 +139,7 @@ export function startPeer(config: PeerConfig): RunningPeer {
   });
   const presence = new PresenceTracker(peerNode, { clock });
   const history = new History(peerNode, store, clock, config.logger);
+  const direct = new DirectMessages(peerNode, identity, history, store, clock, config.logger);
   for (const endpoint of config.peers ?? []) void pinned.add(endpoint);
   let closing: Promise<void> | undefined;
   const stopBackground = () => {
@@ -148,6 +152,7 @@ export function startPeer(config: PeerConfig): RunningPeer {
     mesh,
     presence,
     history,
+    direct,
     store,
     listen,
     connect: (endpoint) => pinned.add(endpoint),

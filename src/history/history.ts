@@ -5,7 +5,7 @@ import { Emitter } from "../node/emitter.ts";
 import { TokenBucket } from "../node/flood-limits.ts";
 import type { NeighbourInfo } from "../node/node-events.ts";
 import type { PeerNode } from "../node/peer-node.ts";
-import { FrameType, MESSAGE_ID_BYTES, WireErrorCode } from "../protocol/constants.ts";
+import { FloodKind, FrameType, MESSAGE_ID_BYTES, WireErrorCode } from "../protocol/constants.ts";
 import { floodOrigin, floodSeq, keptInHistory } from "../protocol/flood.ts";
 import type { Frame } from "../protocol/frame-decoder.ts";
 import { hex } from "../protocol/hex.ts";
@@ -107,6 +107,10 @@ export class History {
     node.handle(FrameType.Sync, (from, frame) => this.onSync(from, frame));
     node.handle(FrameType.History, (from, frame) => this.onHistory(from, frame));
     node.events.on("message", (m) => this.keep(m));
+    // Chat comes as "message" too; other kept kinds (direct messages) only as "flood".
+    node.events.on("flood", (f) => {
+      if (f instanceof Delivery && f.kind !== FloodKind.Chat) this.keep(f);
+    });
     node.events.on("peer-up", (p) => this.onPeerUp(p));
     node.events.on("peer-down", (p) => this.neighbours.delete(p.nodeId));
     this.schedule(SYNC_INTERVAL_MS * (0.5 + this.random()), () => this.antiEntropy());
@@ -140,12 +144,15 @@ export class History {
     this.node.sendTo(nodeId, begin);
   }
 
-  /** A live or own message: kept if its kind is, counted for gaps. */
-  private keep(m: ChatMessage): void {
+  /**
+   * A live or own message: kept if its kind is, counted for gaps if its kind is counted.
+   * Parts above the node call it for their own messages of other kinds (direct ones).
+   */
+  keep(m: ChatMessage): void {
     if (!(m instanceof Delivery) || !keptInHistory(m.kind)) return;
     const payload = m.payload;
-    if (this.store.add(payload, 0, payload.length, m.receivedAt) === "added")
-      this.gaps.saw(m.origin, m.seq, this.clock.now());
+    if (this.store.add(payload, 0, payload.length, m.receivedAt) !== "added") return;
+    if (m.kind === FloodKind.Chat) this.gaps.saw(m.origin, m.seq, this.clock.now());
   }
 
   private onPeerUp(peer: NeighbourInfo): void {
@@ -195,7 +202,8 @@ export class History {
     const payload = delivery.payload.slice();
     if (this.store.add(payload, 0, payload.length, delivery.receivedAt) !== "added") return;
     const late = new Delivery(payload, 0, payload.length, delivery.receivedAt, 1, undefined, true);
-    this.gaps.saw(hex(floodOrigin(payload, 0)), floodSeq(payload, 0), this.clock.now());
+    if (late.kind === FloodKind.Chat)
+      this.gaps.saw(hex(floodOrigin(payload, 0)), floodSeq(payload, 0), this.clock.now());
     this.events.emit("late", late);
     this.spread(from);
   }

@@ -1,3 +1,8 @@
+import { FloodKind } from "../protocol/constants.ts";
+import { DIRECT_TAG_BYTES } from "../protocol/direct.ts";
+import { floodBodyAt, floodKind, floodOriginKey } from "../protocol/flood.ts";
+import { latin1 } from "../protocol/hex.ts";
+
 /**
  * Abuse limits on FLOOD traffic (docs/PROTOCOL.md §7). The defaults are far above what
  * people typing can produce, even in a busy room, and far below what one machine can be
@@ -131,4 +136,16 @@ export class OriginLimiter {
   get size(): number {
     return this.buckets.size;
   }
+}
+
+/**
+ * Whose budget a FLOOD spends: its author's, or for a DIRECT, whose origin is a one-time
+ * key, its recipient's (the tag): the author is sealed inside, so the recipient holds
+ * the author to the same rate once it has opened the message.
+ */
+export function floodLimitKey(bytes: Uint8Array, start: number, end: number): string {
+  const body = floodBodyAt(start);
+  if (floodKind(bytes, start) === FloodKind.Direct && end - body >= DIRECT_TAG_BYTES)
+    return latin1(bytes, body, DIRECT_TAG_BYTES);
+  return floodOriginKey(bytes, start);
 }

@@ -150,6 +150,12 @@ export class PeerNode {
     return this.flood(frame);
   }
 
+  /** Floods a whole FLOOD frame signed above the node (a direct message); as {@link broadcast}. */
+  publish(frame: Uint8Array): number {
+    this.relay.published(frame, this.clock.now());
+    return this.flood(frame);
+  }
+
   /**
    * Floods a chat message to every neighbour. Text must satisfy the protocol limits
    * (the interface layer splits and cleans user input first).
@@ -214,10 +220,7 @@ export class PeerNode {
     this.applyReading(this.flow.added(this.links.all));
   }
 
-  /**
-   * Dials `endpoint` and waits for the handshake. Resolves (never rejects) with the
-   * neighbour, or why there is none.
-   */
+  /** Dials `endpoint`, waits for the handshake: the neighbour, or why not (never rejects). */
   async connect(endpoint: Endpoint): Promise<ConnectOutcome> {
     if (!this.config.dial) return { status: "failed", reason: "this node cannot dial" };
     if (this.closing) return { status: "failed", reason: "peer is shutting down" };
@@ -243,10 +246,7 @@ export class PeerNode {
     });
   }
 
-  /**
-   * Leaves gracefully: BYE to every neighbour, flushed. Resolves once every connection
-   * has closed, or after the flush deadline.
-   */
+  /** Leaves gracefully: BYE to every neighbour, flushed; resolves by the flush deadline. */
   async close(reason = "quit"): Promise<void> {
     if (this.closing) return;
     this.closing = true;
@@ -254,10 +254,7 @@ export class PeerNode {
     await this.links.closeAll(reason, this.clock, CLOSE_FLUSH_TIMEOUT_MS);
   }
 
-  /**
-   * Stops at once without a goodbye: every connection is dropped unflushed. What a
-   * crash looks like to the neighbours; for fatal errors and for tests.
-   */
+  /** Stops at once, no goodbye, every link dropped unflushed: a crash, to the neighbours. */
   abort(): void {
     this.closing = true;
     this.heartbeat.stop();

@@ -9,6 +9,7 @@ import {
   MAX_HOPS,
   MESSAGE_ID_BYTES,
 } from "../protocol/constants.ts";
+import { checkDirectBody } from "../protocol/direct.ts";
 import {
   FLOOD_HEADER_BYTES,
   FLOOD_PAYLOAD_OFFSET,
@@ -16,7 +17,6 @@ import {
   floodHops,
   floodKind,
   floodOrigin,
-  floodOriginKey,
   floodSentAt,
   floodSignature,
   floodSigningBytes,
@@ -26,7 +26,12 @@ import {
 } from "../protocol/flood.ts";
 import { decodePresenceBody, isPresenceKind, type Presence } from "../protocol/presence.ts";
 import { verifySignature } from "../secure/identity.ts";
-import { DEFAULT_FLOOD_LIMITS, type FloodLimits, OriginLimiter } from "./flood-limits.ts";
+import {
+  DEFAULT_FLOOD_LIMITS,
+  type FloodLimits,
+  floodLimitKey,
+  OriginLimiter,
+} from "./flood-limits.ts";
 import type { SeenCache } from "./seen-cache.ts";
 
 /** What happened to one received FLOOD. */
@@ -235,6 +240,15 @@ export class Relay {
     return frame;
   }
 
+  /**
+   * A FLOOD frame another signer wrote for this node to send (a direct message, sealed
+   * and signed by a one-time key above the node): marked seen, counted as ours.
+   */
+  published(frame: Uint8Array, now: number): void {
+    this.seen.add(frame, FLOOD_PAYLOAD_OFFSET, now);
+    this.stats.originated++;
+  }
+
   /** Copies the next random message id to `f[at]`; returns the offset after it. */
   private nextId(f: Uint8Array, at: number): number {
     if (this.idPoolNext === ID_POOL_IDS) {
@@ -268,7 +282,7 @@ export class Relay {
     // An author already past its rate is refused before its signature costs us anything:
     // a peek, which spends nothing, so a forger naming it cannot drain it, and the id is
     // not remembered (it was not verified). Flooding authors thus cost a lookup a frame.
-    if (whole && this.origins?.exhausted(floodOriginKey(bytes, start), now) === true) {
+    if (whole && this.origins?.exhausted(floodLimitKey(bytes, start, end), now) === true) {
       this.stats.originLimited++;
       return ORIGIN_LIMITED;
     }
@@ -280,7 +294,7 @@ export class Relay {
     this.seen.addLookedUp(now);
     // Per author, once the signature proves who the author is (else a forger could spend
     // an honest author's budget).
-    if (this.origins !== undefined && !this.origins.allow(floodOriginKey(bytes, start), now)) {
+    if (this.origins !== undefined && !this.origins.allow(floodLimitKey(bytes, start, end), now)) {
       this.stats.originLimited++;
       return ORIGIN_LIMITED;
     }
@@ -338,6 +352,7 @@ export class Relay {
     try {
       if (kind === FloodKind.Chat) checkChatBody(bytes, body, end);
       else if (isPresenceKind(kind)) presence = decodePresenceBody(kind, bytes.subarray(body, end));
+      else if (kind === FloodKind.Direct) checkDirectBody(body, end);
     } catch (error) {
       if (error instanceof ProtocolError) return this.invalid(error);
       throw error;

@@ -78,6 +78,8 @@ export const FloodKind = {
   Nick: 0x04,
   /** Presence: a peer is still here (every 30 s). Body: `nick:str`. */
   Alive: 0x05,
+  /** A direct message or receipt, sealed to one recipient (§6a); origin is a one-time key. */
+  Direct: 0x06,
 } as const;
 export type FloodKind = (typeof FloodKind)[keyof typeof FloodKind];
 
@@ -88,6 +90,7 @@ export const FLOOD_TYPE_NAMES_BY_KIND: Readonly<Record<number, string>> = {
   [FloodKind.Leave]: "LEAVE",
   [FloodKind.Nick]: "NICK",
   [FloodKind.Alive]: "ALIVE",
+  [FloodKind.Direct]: "DIRECT",
 };
 
 /** Codes carried in an ERROR frame (u16). Stable: other implementations match on them. */

@@ -111,12 +111,13 @@ export function writeFloodEnvelope(bytes: Uint8Array, at: number, e: FloodEnvelo
 }
 
 /**
- * Kinds kept in history: stored by every peer, reconciled by sync, and counted by the
- * origin's `seq` (other kinds repeat the latest value), so that a gap in an origin's
- * `seq` is a message some peer never got.
+ * Kinds kept in history: stored by every peer and reconciled by sync. CHAT is counted by
+ * the origin's `seq` (other kinds repeat the latest value), so that a gap in an origin's
+ * `seq` is a message some peer never got; DIRECT is written by one-time origins with
+ * `seq` 0, counted by nobody (§6a).
  */
 export function keptInHistory(kind: number): boolean {
-  return kind === FloodKind.Chat;
+  return kind === FloodKind.Chat || kind === FloodKind.Direct;
 }
 
 /** Domain separation: a FLOOD signature can never be mistaken for any other. */

@@ -7,8 +7,10 @@ import {
   verify,
 } from "node:crypto";
 
+import type { KeyPair } from "../noise/primitives.ts";
 import { NODE_ID_BYTES, SIGNATURE_BYTES } from "../protocol/constants.ts";
 import { fromHex, latin1 } from "../protocol/hex.ts";
+import { sealingKeyPair } from "./sealing-key.ts";
 
 /**
  * A user's long-term Ed25519 identity. Its 32-byte public key is the node id on the wire;
@@ -22,6 +24,8 @@ export interface Identity {
   sign(message: Uint8Array): Uint8Array;
   /** PKCS#8 PEM text, for the identity file. */
   toPem(): string;
+  /** The X25519 key pair direct messages to this identity are sealed to (sealing-key.ts). */
+  sealingKeys(): KeyPair;
 }
 
 /** Bytes of an Ed25519 public key (a node id). */
@@ -59,10 +63,18 @@ export function identityFromPem(pem: string): Identity {
 function fromPrivateKey(privateKey: KeyObject): Identity {
   const spki = createPublicKey(privateKey).export({ format: "der", type: "spki" });
   const publicKey = new Uint8Array(spki.subarray(SPKI_ED25519_PREFIX.length));
+  let sealing: KeyPair | undefined;
   return {
     publicKey,
     sign: (message) => new Uint8Array(sign(null, message, privateKey)),
     toPem: () => privateKey.export({ format: "pem", type: "pkcs8" }).toString(),
+    sealingKeys() {
+      if (sealing === undefined) {
+        const pkcs8 = privateKey.export({ format: "der", type: "pkcs8" });
+        sealing = sealingKeyPair(new Uint8Array(pkcs8.subarray(PKCS8_ED25519_PREFIX.length)));
+      }
+      return sealing;
+    },
   };
 }
 

@@ -1,14 +1,15 @@
 import { expect } from "bun:test";
 import type { Connection } from "../../src/link/connection.ts";
 import type { Clock } from "../../src/node/clock.ts";
-import type { ChatMessage } from "../../src/node/delivery.ts";
+import { type ChatMessage, Delivery } from "../../src/node/delivery.ts";
 import type { FloodLimits } from "../../src/node/flood-limits.ts";
 import type { NeighbourInfo, PeerDown } from "../../src/node/node-events.ts";
 import type { WireTap } from "../../src/node/trace.ts";
 import type { PresenceChange } from "../../src/presence/presence-tracker.ts";
-import { FrameType, MESSAGE_ID_BYTES } from "../../src/protocol/constants.ts";
+import { FloodKind, FrameType, MESSAGE_ID_BYTES } from "../../src/protocol/constants.ts";
 import type { Endpoint } from "../../src/protocol/endpoint.ts";
 import { hex } from "../../src/protocol/hex.ts";
+import type { Identity } from "../../src/secure/identity.ts";
 import { type HistoryConfig, type RunningPeer, startPeer } from "../../src/start-peer.ts";
 import type { StreamDial } from "../../src/transport/byte-stream.ts";
 import { type TestLogger, testLogger } from "./logger.ts";
@@ -46,6 +47,8 @@ export interface PeerOptions {
   readonly floodLimits?: FloodLimits;
   /** Where and how long the peer keeps its history; in memory, a week, by default. */
   readonly history?: HistoryConfig;
+  /** Who the peer is; default a fresh identity each launch (a restart keeps the one given). */
+  readonly identity?: Identity;
   /** Sees every frame the peer sends, before it is queued. */
   readonly onFrameOut?: (connection: Connection, frame: Uint8Array) => void;
 }
@@ -116,6 +119,7 @@ export class TestNetwork {
       ...(options.maxPeers ? { maxPeers: options.maxPeers } : {}),
       ...(options.floodLimits ? { floodLimits: options.floodLimits } : {}),
       ...(options.history ? { history: options.history } : {}),
+      ...(options.identity ? { identity: options.identity } : {}),
     });
     self = peer.node.nodeIdHex;
     this.indexById.set(peer.node.nodeIdHex, index);
@@ -130,7 +134,9 @@ export class TestNetwork {
       alive: true,
     };
     peer.node.events.on("message", (m) => p.messages.push(m));
-    peer.history.events.on("late", (m) => p.messages.push(m));
+    peer.history.events.on("late", (m) => {
+      if (m instanceof Delivery && m.kind === FloodKind.Chat) p.messages.push(m);
+    });
     peer.node.events.on("peer-up", (x) => p.ups.push(x));
     peer.node.events.on("peer-down", (x) => p.downs.push(x));
     peer.presence.events.on("change", (c) => p.presence.push(c));
