@@ -153,30 +153,29 @@ describe("refused and never shown", () => {
     const carol = generateIdentity();
     const mallory = generateIdentity();
     const relay = await neighbour(a.peer);
-    const draft = (text: string, author = carol, to = aId) =>
-      sealDirect(
-        { author, nick: "carol", to, content: { type: DirectType.Text, text } },
-        Date.now(),
-      );
+    const draft = (text: string, author = carol, to = aId): Uint8Array => {
+      const content = { type: DirectType.Text, text } as const;
+      const sealed = sealDirect({ author, nick: "carol", to, content }, Date.now());
+      if (sealed === undefined) throw new Error("no sealing key");
+      return sealed.frame;
+    };
 
     // 1. Altered in transit: one byte of the sealed part flipped (the envelope's
     // one-time signature no longer holds): dropped by the relay check, never opened.
-    const altered = draft("pay mallory")?.frame as Uint8Array;
+    const altered = draft("pay mallory");
     altered[altered.length - 20] = (altered[altered.length - 20] as number) ^ 1;
     relay.write(altered);
     await waitFor(() => a.peer.node.stats.forged === 1, 5000, "altered: refused");
 
     // 2. Altered and re-signed outside (a fresh one-time origin): the seal does not open.
-    const resigned = decodeFlood((draft("pay mallory")?.frame as Uint8Array).subarray(5));
+    const resigned = decodeFlood(draft("pay mallory").subarray(5));
     const body = resigned.body.slice();
     body[body.length - 20] = (body[body.length - 20] as number) ^ 1;
     relay.write(directFrame(resigned.id, resigned.sentAt, body).frame);
     await waitFor(() => atA.refused.length === 1, 5000, "re-signed: refused");
 
     // 3. Carol wrote to mallory; mallory re-seals carol's signed words to A.
-    const toMallory = decodeFlood(
-      (draft("meet me at noon", carol, mallory.publicKey)?.frame as Uint8Array).subarray(5),
-    );
+    const toMallory = decodeFlood(draft("meet me at noon", carol, mallory.publicKey).subarray(5));
     const opened = openDirect(
       mallory,
       directTag(mallory.publicKey),
@@ -202,11 +201,11 @@ describe("refused and never shown", () => {
 
     // 4. A genuine message from carol, shown once; then replayed as it was, and under a
     // new envelope: not shown again.
-    const genuine = draft("the real one") as { frame: Uint8Array };
-    relay.write(genuine.frame);
+    const genuine = draft("the real one");
+    relay.write(genuine);
     await waitFor(() => atA.direct.some((m) => m.text === "the real one"), 5000, "genuine shown");
-    relay.write(genuine.frame.slice());
-    const replay = decodeFlood(genuine.frame.subarray(5));
+    relay.write(genuine.slice());
+    const replay = decodeFlood(genuine.subarray(5));
     const renamed = crypto.getRandomValues(new Uint8Array(16));
     relay.write(directFrame(renamed, replay.sentAt, replay.body.slice()).frame);
     await waitFor(() => atA.refused.length === 3, 5000, "replay under a new envelope: refused");
