@@ -1,9 +1,13 @@
 import type { ConsolaInstance } from "consola";
+import type { DirectMessage } from "./direct/direct-messages.ts";
+import { sealDirect } from "./direct/seal.ts";
 import { secureLinks } from "./link/secure-links.ts";
 import type { ChatMessage } from "./node/delivery.ts";
 import type { NeighbourInfo } from "./node/node-events.ts";
 import { PeerNode } from "./node/peer-node.ts";
+import { DirectType } from "./protocol/direct.ts";
 import type { Endpoint } from "./protocol/endpoint.ts";
+import { hex } from "./protocol/hex.ts";
 import { generateIdentity, type Identity } from "./secure/identity.ts";
 import { DEFAULT_ROOM } from "./secure/room.ts";
 
@@ -21,6 +25,8 @@ export interface SendOnceConfig {
   readonly identity?: Identity;
   /** The room the peer is in; default `lobby`. */
   readonly room?: string;
+  /** Seal the texts to this node id, as direct messages; room messages without it. */
+  readonly to?: Uint8Array;
 }
 
 /** How a one-shot send went. */
@@ -29,6 +35,7 @@ export type SendOnceResult =
       readonly status: "sent";
       readonly to: NeighbourInfo;
       readonly messages: readonly ChatMessage[];
+      readonly direct: readonly DirectMessage[];
     }
   | {
       readonly status: "unreachable";
@@ -61,7 +68,21 @@ export async function sendOnce(config: SendOnceConfig): Promise<SendOnceResult> 
     };
   }
   const messages: ChatMessage[] = [];
+  const direct: DirectMessage[] = [];
   for (const text of config.texts) {
+    if (config.to !== undefined) {
+      const sent = sendDirect(node, identity, config.to, text);
+      if (sent === undefined) {
+        await node.close("failed");
+        return {
+          status: "unwritten",
+          to: outcome.peer,
+          reason: "that node id has no key to seal to",
+        };
+      }
+      direct.push(sent);
+      continue;
+    }
     const sent = node.sendChat(text);
     if (sent.status === "sent") messages.push(sent.message);
   }
@@ -76,5 +97,32 @@ export async function sendOnce(config: SendOnceConfig): Promise<SendOnceResult> 
       to: outcome.peer,
       reason: "the link closed or stalled before the message was written",
     };
-  return { status: "sent", to: outcome.peer, messages };
+  return { status: "sent", to: outcome.peer, messages, direct };
+}
+
+/** Seals `text` to `to` and floods it through the one link; undefined if `to` has no key. */
+function sendDirect(
+  node: PeerNode,
+  identity: Identity,
+  to: Uint8Array,
+  text: string,
+): DirectMessage | undefined {
+  const now = Date.now();
+  const content = { type: DirectType.Text, text } as const;
+  const sealed = sealDirect({ author: identity, nick: node.nick, to, content }, now);
+  if (sealed === undefined) return undefined;
+  node.publish(sealed.frame);
+  const id = hex(sealed.id);
+  const self = node.nodeIdHex;
+  return {
+    id,
+    from: self,
+    to: hex(to),
+    nick: node.nick,
+    text,
+    sentAt: now,
+    receivedAt: now,
+    own: true,
+    late: false,
+  };
 }

@@ -5,6 +5,7 @@ import { DEFAULT_KEEP_DAYS, DEFAULT_MAX_MESSAGES } from "../history/store.ts";
 import { DEFAULT_DEGREE } from "../mesh/mesh.ts";
 import { DEFAULT_MAX_PEERS } from "../node/handshake.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
+import { fromHex } from "../protocol/hex.ts";
 import { nickProblem } from "../protocol/text.ts";
 import { DEFAULT_ROOM, roomNameProblem } from "../secure/room.ts";
 import { VERSION } from "../version.ts";
@@ -56,6 +57,8 @@ export interface SendOptions {
   readonly verbosity: Verbosity;
   readonly room: string;
   readonly identityPath: string | undefined;
+  /** `--to`: the node id a direct message is sealed to; a room message without it. */
+  readonly to: Uint8Array | undefined;
 }
 
 const sharedFlags = {
@@ -147,6 +150,12 @@ export const sendCommand = defineCommand({
       description: "Address of a running peer; IPv6 as [addr]:port",
     },
     text: { type: "positional", required: true, description: "The message" },
+    to: {
+      type: "string",
+      description:
+        "Send it as a direct message, sealed to this node id (64 hex digits; the recipient's `ready` event or /who shows it)",
+      valueHint: "NODEID",
+    },
     ...sharedFlags,
   },
 });
@@ -282,9 +291,12 @@ function historyOptions(values: {
 
 /** Validates the send command's raw arguments (after the word `send`). */
 export function parseSendArgs(rawArgs: string[]): SendOptions {
-  const { values, positionals } = strictParse(rawArgs, SHARED_OPTIONS);
+  const { values, positionals } = strictParse(rawArgs, {
+    ...SHARED_OPTIONS,
+    to: { type: "string" },
+  } as const);
   if (positionals.length < 2)
-    throw new ConfigError("BAD_ARGUMENT", "usage: peerchat send HOST:PORT TEXT");
+    throw new ConfigError("BAD_ARGUMENT", "usage: peerchat send HOST:PORT TEXT [--to NODEID]");
   if (positionals.length > 2) {
     throw new ConfigError(
       "BAD_ARGUMENT",
@@ -299,7 +311,18 @@ export function parseSendArgs(rawArgs: string[]): SendOptions {
     verbosity: verbosity(values),
     room: checkRoom(values.room),
     identityPath: checkIdentityPath(values.identity),
+    to: checkNodeId(values.to),
   };
+}
+
+function checkNodeId(to: string | undefined): Uint8Array | undefined {
+  if (to === undefined) return undefined;
+  if (!/^[0-9a-fA-F]{64}$/.test(to))
+    throw new ConfigError(
+      "BAD_ARGUMENT",
+      `--to needs a whole node id, 64 hex digits (got ${to.length} characters)`,
+    );
+  return fromHex(to.toLowerCase());
 }
 
 function checkRoom(room: string | undefined): string {

@@ -2,23 +2,35 @@ import { ConfigError } from "../errors.ts";
 import type { StoredMessage } from "../history/store.ts";
 import { type ChatMessage, Delivery } from "../node/delivery.ts";
 import type { ConnectOutcome } from "../node/node-events.ts";
+import { FloodKind } from "../protocol/constants.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";
+import { floodKind } from "../protocol/flood.ts";
+import { fromHex } from "../protocol/hex.ts";
 import type { RunningPeer } from "../start-peer.ts";
 import { parseEndpoint } from "./address.ts";
 import { describePeer } from "./format.ts";
-import { helpText, parseInput } from "./input.ts";
+import { chatTexts, helpText, parseInput } from "./input.ts";
+import { NickBook } from "./nick-book.ts";
 import type { Output } from "./output.ts";
+import { resolveRecipient } from "./recipient.ts";
 
 /** Lines `/history` shows when not told how many. */
 export const DEFAULT_HISTORY_LINES = 50;
 
+/** Stored messages read at start for the nicks of who wrote them (`/msg` to the absent). */
+const KNOWN_FROM_STORE = 2_000;
+
 /** Most lines one `/history` shows. */
 export const MAX_HISTORY_LINES = 10_000;
 
-/** Stored messages as the output shows them, read from their original bytes; `self`: ours. */
+/**
+ * Stored room messages as the output shows them, read from their original bytes; `self`:
+ * ours. Direct messages are stored sealed, and are not room lines: they are left out.
+ */
 export function storedMessages(stored: readonly StoredMessage[], self: string): ChatMessage[] {
-  return stored.map((m) => {
+  const chat = stored.filter((m) => floodKind(m.payload, 0) === FloodKind.Chat);
+  return chat.map((m) => {
     const message = new Delivery(m.payload, 0, m.payload.length, m.receivedAt, 1);
     return message.origin === self
       ? new Delivery(m.payload, 0, m.payload.length, m.receivedAt, 0)
@@ -31,11 +43,34 @@ export function storedMessages(stored: readonly StoredMessage[], self: string): 
  * are answered through the output. The same for the terminal and for piped input.
  */
 export class ChatSession {
+  /** Who wrote the last direct message we received: `/r` answers them. */
+  private lastFrom: string | undefined;
+
+  /**
+   * @param book who is who, for `/msg NAME`: fed here by every nick the peer hears of
+   *   (presence, room messages live, late or stored, direct messages)
+   */
   constructor(
     private readonly peer: RunningPeer,
     private readonly output: Output,
     private readonly quit: () => void,
-  ) {}
+    private readonly book = new NickBook(),
+  ) {
+    for (const m of storedMessages(peer.store.latest(KNOWN_FROM_STORE), peer.node.nodeIdHex))
+      book.see(m.origin, m.nick);
+    book.see(peer.node.nodeIdHex, peer.node.nick);
+    peer.node.events.on("message", (m) => book.see(m.origin, m.nick));
+    peer.node.events.on("peer-up", (p) => book.see(p.nodeId, p.nick));
+    peer.history.events.on("late", (m) => {
+      if (m instanceof Delivery && m.kind === FloodKind.Chat) book.see(m.origin, m.nick);
+    });
+    peer.presence.events.on("change", (c) => book.see(c.nodeId, c.nick));
+    peer.direct.events.on("direct", (m) => {
+      if (m.own) return;
+      book.see(m.from, m.nick);
+      this.lastFrom = m.from;
+    });
+  }
 
   /** Handles one line of input. */
   handle(line: string): void {
@@ -123,9 +158,59 @@ export class ChatSession {
         this.output.history(storedMessages(this.peer.store.latest(n), this.peer.node.nodeIdHex));
         return;
       }
+      case "msg": {
+        const match = /^(\S+)\s+(.+)$/s.exec(action.arg);
+        if (!match) {
+          this.output.error("bad-input", "usage: /msg NAME TEXT", { show: true });
+          return;
+        }
+        // Who is here now too (heard by ALIVE, which the book does not hear of).
+        for (const e of this.peer.presence.who()) if (!e.self) this.book.see(e.nodeId, e.nick);
+        const recipient = resolveRecipient(this.book, match[1] as string);
+        if (recipient.status === "refused") {
+          this.output.error("recipient", recipient.message, { show: true });
+          return;
+        }
+        this.sendDirect(recipient.nodeId, match[2] as string);
+        return;
+      }
+      case "r":
+        if (this.lastFrom === undefined) {
+          this.output.error("recipient", "not sent: no direct message to answer yet", {
+            show: true,
+          });
+          return;
+        }
+        if (action.arg === "") {
+          this.output.error("bad-input", "usage: /r TEXT", { show: true });
+          return;
+        }
+        this.sendDirect(this.lastFrom, action.arg);
+        return;
       case "quit":
         this.quit();
         return;
+    }
+  }
+
+  /** Seals and sends `line` to `nodeId` (split to the text limit like a room line). */
+  private sendDirect(nodeId: string, line: string): void {
+    for (const text of chatTexts(line)) {
+      const outcome = this.peer.direct.send(fromHex(nodeId), text);
+      if (outcome.status === "invalid")
+        this.output.error("bad-input", `not sent: ${outcome.reason}`, { show: true });
+      else if (outcome.status === "throttled")
+        this.output.error(
+          "throttled",
+          "not sent: too many direct messages at once; wait a moment",
+          {
+            show: true,
+          },
+        );
+      else if (outcome.neighbours === 0)
+        this.output.info(
+          "nobody is connected: the message is kept here and goes out when a peer joins",
+        );
     }
   }
 }

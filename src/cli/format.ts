@@ -45,6 +45,22 @@ export function formatChatLine(
   return `[${clockTime(at)}] <${shownNick}> ${sanitize(message.text)}`;
 }
 
+/**
+ * A direct message line, distinct from room lines: `[HH:MM:SS] *bob* → you: text` for
+ * one to us, `[HH:MM:SS] you → *bob*: text` for ours. One that waited in the network
+ * while we were away is stamped with the time it was sent, and says so.
+ */
+export function formatDirectLine(
+  message: { own: boolean; late: boolean; text: string; sentAt: number; receivedAt: number },
+  shownOther: string,
+): string {
+  const at = message.late ? message.sentAt : message.receivedAt;
+  const who = message.own
+    ? `you → *${shownOther}*`
+    : `*${shownOther}* → you${message.late ? " (while you were away)" : ""}`;
+  return `[${clockTime(at)}] ${who}: ${sanitize(message.text)}`;
+}
+
 /** `HH:MM` in local time. */
 export function clockMinutes(at: number): string {
   return clockTime(at).slice(0, 5);

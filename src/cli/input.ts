@@ -13,6 +13,12 @@ export const COMMANDS = {
     summary: "everyone heard from in the last 90 s: nick, hops away, last seen",
   },
   nick: { usage: "/nick NAME", summary: "change your display name" },
+  msg: {
+    usage: "/msg NAME TEXT",
+    summary:
+      "a direct message, sealed so only NAME can read it (a nick, nick#tag, or 8+ hex digits of a node id); it waits in the network if NAME is away",
+  },
+  r: { usage: "/r TEXT", summary: "answer the last direct message you received" },
   history: {
     usage: "/history [N]",
     summary: "the last N stored messages (default 50), each with the time it was sent",

@@ -28,6 +28,7 @@ const VALUE_OPTIONS = new Set([
   "--data-dir",
   "--keep",
   "--backlog",
+  "--to",
 ]);
 
 const EXAMPLES = `EXAMPLES
@@ -36,10 +37,11 @@ const EXAMPLES = `EXAMPLES
   peerchat localhost 9001 localhost 9000     second peer joins through the first
   peerchat 0.0.0.0 9000 </dev/null &         a headless relay
   peerchat send localhost:9000 "hello"       one-shot: join, send, leave
+  peerchat send localhost:9000 --to NODEID "hi"   one-shot direct message, sealed to NODEID
   peerchat localhost 9001 localhost 9000 --room "our secret phrase"
                                              a private room: peers without the name cannot join
 
-  Also: peerchat send HOST:PORT TEXT [--nick NAME] [--json]   (see peerchat send --help)
+  Also: peerchat send HOST:PORT TEXT [--to NODEID] [--nick NAME] [--json]   (see peerchat send --help)
   Exit status: 0 ok, 1 network failure (address in use, peer unreachable), an unusable
   identity file or history, 2 bad arguments.`;
 
@@ -108,7 +110,7 @@ const SHORT_USAGE = `usage: peerchat [HOST] [PORT] [PEER_HOST PEER_PORT] [--peer
               [--room NAME] [--identity PATH] [--degree D] [--max-peers N]
               [--data-dir DIR | --ephemeral] [--keep DAYS] [--backlog N]
               [--verbose | --quiet | --trace]
-       peerchat send HOST:PORT TEXT [--nick NAME] [--room NAME] [--json]
+       peerchat send HOST:PORT TEXT [--to NODEID] [--nick NAME] [--room NAME] [--json]
 Try 'peerchat --help' for more.`;
 
 /** The full help: citty's rendering of the command, plus examples. Colour only on a terminal. */

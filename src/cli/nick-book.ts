@@ -41,6 +41,45 @@ export class NickBook {
     return this.nicks.get(nodeId);
   }
 
+  /**
+   * Who `name` may mean, as `/msg` takes it: 8 to 64 hex digits are a node-id prefix (a
+   * whole id answers even when unknown); `nick#tag` is a nick and its key tag; anything
+   * else, a nick (the latest each identity used; an older one if none uses it now).
+   */
+  candidates(name: string): Array<{ nodeId: string; nick: string | undefined }> {
+    if (/^[0-9a-f]{8,64}$/i.test(name)) {
+      const prefix = name.toLowerCase();
+      const found = [...this.nicks]
+        .filter(([id]) => id.startsWith(prefix))
+        .map(([nodeId, nick]) => ({ nodeId, nick }));
+      if (found.length === 0 && prefix.length === 64) return [{ nodeId: prefix, nick: undefined }];
+      return found;
+    }
+    const hash = name.lastIndexOf("#");
+    const tag = hash > 0 ? name.slice(hash + 1).toLowerCase() : undefined;
+    const key = normalise(hash > 0 ? name.slice(0, hash) : name);
+    const holders = [...(this.holders.get(key) ?? [])].filter(
+      (id) => tag === undefined || keyTag(id) === tag,
+    );
+    const current = holders.filter((id) => normalise(this.nicks.get(id) ?? "") === key);
+    return (current.length > 0 ? current : holders).map((nodeId) => ({
+      nodeId,
+      nick: this.nicks.get(nodeId),
+    }));
+  }
+
+  /** Known nicks that look like `name` (share its first letters), for a "did you mean". */
+  similar(name: string, limit = 8): Array<{ nodeId: string; nick: string }> {
+    const key = normalise(name.split("#")[0] ?? "");
+    const stem = key.slice(0, Math.max(1, Math.min(3, key.length - 1)));
+    const found: Array<{ nodeId: string; nick: string }> = [];
+    for (const [nodeId, nick] of [...this.nicks].reverse()) {
+      if (found.length >= limit) break;
+      if (normalise(nick).startsWith(stem)) found.push({ nodeId, nick });
+    }
+    return found;
+  }
+
   /** Records `nick` for `nodeId` (the old one is kept too: it may still be in view). */
   see(nodeId: string, nick: string): void {
     this.nicks.delete(nodeId);

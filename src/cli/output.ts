@@ -1,3 +1,4 @@
+import type { DirectMessage, DirectReceipt } from "../direct/direct-messages.ts";
 import type { ChatMessage } from "../node/delivery.ts";
 import type { NeighbourInfo, PeerDown } from "../node/node-events.ts";
 import type { PresenceChange, PresenceEntry } from "../presence/presence-tracker.ts";
@@ -9,6 +10,7 @@ import {
   columns,
   describePeer,
   formatChatLine,
+  formatDirectLine,
   formatDuration,
   formatInfoLine,
   sanitize,
@@ -23,7 +25,8 @@ export type OutputErrorCode =
   | "unknown-command"
   | "no-neighbours"
   | "throttled"
-  | "history";
+  | "history"
+  | "recipient";
 
 /** At most this many messages of a late block are shown; the rest wait for /history. */
 export const LATE_BLOCK_LINES = 50;
@@ -53,6 +56,10 @@ export interface Output {
   history(messages: readonly ChatMessage[]): void;
   /** Messages of one origin that could not be recovered. */
   gap(gap: GapReport): void;
+  /** A direct message to us (live or late), or one of ours. */
+  direct(message: DirectMessage): void;
+  /** The recipient of one of our direct messages has it. */
+  receipt(receipt: DirectReceipt): void;
   peerUp(peer: NeighbourInfo): void;
   peerDown(peer: PeerDown): void;
   presence(change: PresenceChange): void;
@@ -137,6 +144,12 @@ export function humanOutput(print: (line: string) => void, book = new NickBook()
       const who = nick === undefined ? origin.slice(0, 8) : book.label(origin, nick);
       info(`${n === 1 ? "1 message" : `${n} messages`} from ${who} could not be recovered`);
     },
+    direct(m) {
+      const other = m.own ? m.to : m.from;
+      const nick = m.own ? book.nickOf(other) : m.nick;
+      print(formatDirectLine(m, nick === undefined ? other.slice(0, 8) : book.label(other, nick)));
+    },
+    receipt: (r) => info(`✓ delivered to ${book.label(r.by, r.nick)}`),
     peerUp: (peer) => info(`connected to ${describePeer(peer, label(peer))}`),
     peerDown: (peer) =>
       info(
@@ -261,6 +274,22 @@ export function jsonOutput(write: (line: string) => void): Output {
     history: (messages) =>
       emit({ type: "history", messages: messages.map((m) => messageFields(m)) }),
     gap: ({ origin, count }) => emit({ type: "gap", origin, count }),
+    direct: (m) =>
+      emit({
+        type: "message",
+        direct: true,
+        id: m.id,
+        origin: m.from,
+        to: m.to,
+        nick: m.nick,
+        text: m.text,
+        sentAt: m.sentAt,
+        receivedAt: m.receivedAt,
+        own: m.own,
+        late: m.late,
+      }),
+    receipt: (r) =>
+      emit({ type: "receipt", of: r.of, by: r.by, nick: r.nick, receivedAt: r.receivedAt }),
     peerUp: (p) => emit({ type: "peer-up", ...peer(p) }),
     peerDown: (p) => emit({ type: "peer-down", ...peer(p), reason: p.reason, by: p.by }),
     presence: (change) => emit({ type: "presence", ...change }),

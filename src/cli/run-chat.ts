@@ -1,6 +1,8 @@
 import type { ConsolaInstance } from "consola";
 import type { ConnectionError } from "../errors.ts";
 import { DAY_MS } from "../history/store.ts";
+import { Delivery } from "../node/delivery.ts";
+import { FloodKind } from "../protocol/constants.ts";
 import { type RunningPeer, startPeer } from "../start-peer.ts";
 import { VERSION } from "../version.ts";
 import type { ChatOptions } from "./args.ts";
@@ -9,6 +11,7 @@ import { claimHistory, defaultDataDir, type OpenedHistory } from "./history-file
 import { defaultIdentityPath, type OpenedIdentity, openIdentity } from "./identity-file.ts";
 import { INPUT_HIGH_WATER_BYTES, readLines } from "./line-reader.ts";
 import { createLogger } from "./logger.ts";
+import { NickBook } from "./nick-book.ts";
 import { humanOutput, jsonOutput, type Output } from "./output.ts";
 import { isTerminal, onStdoutClosed, writeStderr, writeStdout } from "./stdio.ts";
 import type { Terminal } from "./terminal.ts";
@@ -48,9 +51,11 @@ export async function runChat(options: ChatOptions): Promise<number> {
   const logger = createLogger(options.verbosity, (line) =>
     terminal ? terminal.print(line, process.stderr) : writeStderr(line),
   );
+  // Who is who: labels nicks on screen, and resolves `/msg NAME`.
+  const book = new NickBook();
   const output: Output = options.json
     ? jsonOutput(writeStdout)
-    : humanOutput((line) => (terminal ? terminal.print(line) : writeStdout(line)));
+    : humanOutput((line) => (terminal ? terminal.print(line) : writeStdout(line)), book);
 
   let peer: RunningPeer;
   let opened: OpenedIdentity | undefined;
@@ -124,10 +129,15 @@ export async function runChat(options: ChatOptions): Promise<number> {
   output.ready({ nodeId: node.nodeIdHex, listen: peer.listen, nick: node.nick, version: VERSION });
   const backlog = options.backlog ?? (interactive ? DEFAULT_BACKLOG : 0);
   if (backlog > 0) output.backlog(storedMessages(peer.store.latest(backlog), node.nodeIdHex));
-  peer.history.events.on("late", (m) => output.late(m));
+  peer.history.events.on("late", (m) => {
+    // Direct messages come late too, sealed: the direct part opens and reports them.
+    if (m instanceof Delivery && m.kind === FloodKind.Chat) output.late(m);
+  });
   peer.history.events.on("gap", (gap) => output.gap(gap));
+  peer.direct.events.on("direct", (m) => output.direct(m));
+  peer.direct.events.on("receipt", (r) => output.receipt(r));
 
-  session = new ChatSession(peer, output, () => requestQuit("quit"));
+  session = new ChatSession(peer, output, () => requestQuit("quit"), book);
   // Whoever read our output has gone (`peerchat | head -3`): leave, as a filter would.
   onStdoutClosed(() => requestQuit("quit"));
 

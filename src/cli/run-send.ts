@@ -13,8 +13,11 @@ import { jsonOutput } from "./output.ts";
 import { writeStderr, writeStdout } from "./stdio.ts";
 
 /**
- * `peerchat send HOST:PORT TEXT`: returns the exit status (0 sent, 1 unreachable or not
- * written). An empty text is a usage error.
+ * `peerchat send HOST:PORT TEXT [--to NODEID]`: returns the exit status (0 sent, 1
+ * unreachable or not written). An empty text, or a `--to` that is not a node id, is a
+ * usage error (2). A direct message is sealed to NODEID and left with the peer, which
+ * carries it to the recipient now or when it comes back; `send` does not wait for the
+ * receipt (its one-off identity would not be there to read it).
  */
 export async function runSend(options: SendOptions): Promise<number> {
   const texts = chatTexts(options.text);
@@ -31,11 +34,13 @@ export async function runSend(options: SendOptions): Promise<number> {
     logger,
     room: options.room,
     ...(opened ? { identity: opened.identity } : {}),
+    ...(options.to ? { to: options.to } : {}),
   });
   opened?.release();
   switch (result.status) {
     case "sent":
       for (const message of result.messages) output?.message(message);
+      for (const message of result.direct) output?.direct(message);
       logger.info(`sent to ${describePeer(result.to)}`);
       return 0;
     case "unreachable": {
