@@ -1,4 +1,6 @@
 import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import {
   directFrame,
   directSigningBytes,
@@ -17,6 +19,7 @@ import {
   directTag,
   encodeInnerUnsigned,
   MAX_DIRECT_BODY_BYTES,
+  MIN_DIRECT_BODY_BYTES,
 } from "../../src/protocol/direct.ts";
 import { decodeFlood } from "../../src/protocol/flood.ts";
 import { hex } from "../../src/protocol/hex.ts";
@@ -157,3 +160,21 @@ function resealed(
   const sealed = directFrame(id, NOW, body);
   return { ...sealed, flood: decodeFlood(sealed.frame.subarray(5)) };
 }
+
+describe("docs/PROTOCOL.md §6a", () => {
+  const doc = readFileSync(join(import.meta.dir, "..", "..", "docs", "PROTOCOL.md"), "utf8");
+  const section = doc.slice(doc.indexOf("## 6a."), doc.indexOf("## 7."));
+
+  test("states the body bounds the relay enforces", () => {
+    expect(section).toContain(`at\nleast ${MIN_DIRECT_BODY_BYTES} bytes`);
+    expect(section).toContain(`at most ${MAX_DIRECT_BODY_BYTES.toLocaleString("en-US")}`);
+  });
+
+  test("its key conversion is the one the code does: RFC 8032's first key, as libsodium converts it", () => {
+    const line = /`(d75a98[0-9a-f]{58})`\s*→\s*`([0-9a-f]{64})`/.exec(section);
+    expect(line).not.toBeNull();
+    const [, nodeId, expected] = line as RegExpExecArray;
+    const converted = sealingPublicKey(Uint8Array.from(Buffer.from(nodeId as string, "hex")));
+    expect(hex(converted as Uint8Array)).toBe(expected as string);
+  });
+});
