@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { sealDirect } from "../../src/direct/seal.ts";
 import {
   DEFAULT_FLOOD_LIMITS,
   type FloodLimits,
@@ -8,6 +9,11 @@ import { type RateBudget, Relay, type RelayOutcome } from "../../src/node/relay.
 import { SeenCache } from "../../src/node/seen-cache.ts";
 import { encodeChatBody } from "../../src/protocol/chat.ts";
 import { FloodKind, MAX_HOPS } from "../../src/protocol/constants.ts";
+import {
+  DirectType,
+  MAX_DIRECT_BODY_BYTES,
+  MIN_DIRECT_BODY_BYTES,
+} from "../../src/protocol/direct.ts";
 import {
   decodeFlood,
   encodeFlood,
@@ -371,6 +377,29 @@ describe("Relay: rate limits", () => {
       for (let i = 0; i < 3; i++) rxWith(r, payload({ sentAt: 1000 }), 1000);
       expect(rxWith(r, payload({ sentAt: 2000 }), 2000).status).toBe("accepted");
       expect(rxWith(r, payload({ sentAt: 2000 }), 2000).status).toBe("origin-limited");
+    });
+
+    test("direct messages, whose origins are one-time keys, spend their recipient's budget", () => {
+      const r = limited();
+      const sealedTo = (to: Identity) => {
+        const content = { type: DirectType.Text, text: "psst" } as const;
+        const sealed = sealDirect({ author: AUTHOR, nick: "a", to: to.publicKey, content }, 1000);
+        return (sealed as { frame: Uint8Array }).frame.subarray(5);
+      };
+      const outcomes = [0, 1, 2].map(() => rxWith(r, sealedTo(OTHER), 1000).status);
+      expect(outcomes).toEqual(["accepted", "accepted", "origin-limited"]);
+      // Another recipient's budget is its own.
+      expect(rxWith(r, sealedTo(AUTHOR), 1000).status).toBe("accepted");
+    });
+
+    test("a DIRECT body shorter or longer than a sealed message can be is invalid", () => {
+      const r = limited();
+      for (const bytes of [MIN_DIRECT_BODY_BYTES - 1, MAX_DIRECT_BODY_BYTES + 1]) {
+        const p = payload({ kind: FloodKind.Direct, body: new Uint8Array(bytes) });
+        expect(rxWith(r, p, 1000).status).toBe("invalid");
+      }
+      const fits = payload({ kind: FloodKind.Direct, body: new Uint8Array(MIN_DIRECT_BODY_BYTES) });
+      expect(rxWith(r, fits, 1000).status).toBe("accepted");
     });
 
     test("a forger cannot spend an honest author's budget: forgeries are refused before the rate", () => {
