@@ -10,7 +10,7 @@ import { fromHex } from "../protocol/hex.ts";
 import type { RunningPeer } from "../start-peer.ts";
 import { parseEndpoint } from "./address.ts";
 import { describePeer } from "./format.ts";
-import { chatTexts, helpText, parseInput } from "./input.ts";
+import { chatTexts, helpText, parseInput, partingWords } from "./input.ts";
 import { NickBook } from "./nick-book.ts";
 import type { Output } from "./output.ts";
 import { resolveRecipient } from "./recipient.ts";
@@ -53,7 +53,7 @@ export class ChatSession {
   constructor(
     private readonly peer: RunningPeer,
     private readonly output: Output,
-    private readonly quit: () => void,
+    private readonly quit: (reason: string) => void,
     private readonly book = new NickBook(),
   ) {
     for (const m of storedMessages(peer.store.latest(KNOWN_FROM_STORE), peer.node.nodeIdHex))
@@ -188,7 +188,7 @@ export class ChatSession {
         this.sendDirect(this.lastFrom, action.arg);
         return;
       case "quit":
-        this.quit();
+        this.quit(partingWords(action.arg));
         return;
     }
   }

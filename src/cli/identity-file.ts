@@ -2,9 +2,12 @@ import {
   chmodSync,
   closeSync,
   existsSync,
+  fsyncSync,
+  linkSync,
   mkdirSync,
   openSync,
   readFileSync,
+  rmSync,
   statSync,
   writeSync,
 } from "node:fs";
@@ -75,14 +78,28 @@ function loadOrCreate(path: string): {
   identity: Identity;
   warnings: string[];
 } {
+  // An empty file holds no key (an older version, or another program, cut short while
+  // writing one): nothing is lost by writing a key in its place.
+  if (existsSync(path) && statSync(path).size === 0) rmSync(path, { force: true });
   if (existsSync(path)) {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (error) {
+      // Not the key's fault: say so, rather than advise throwing a valid key away.
+      const code = (error as NodeJS.ErrnoException).code;
+      const why = code === "EACCES" ? "permission denied: check its owner and mode" : code;
+      throw new ConfigError("BAD_IDENTITY", `cannot read the identity file ${path} (${why})`, {
+        cause: error,
+      });
+    }
     let identity: Identity;
     try {
-      identity = identityFromPem(readFileSync(path, "utf8"));
+      identity = identityFromPem(text);
     } catch (error) {
       throw new ConfigError(
         "BAD_IDENTITY",
-        `${path} is not a peerchat identity (${(error as Error).message}); move it away to create a new one`,
+        `${path} is not a peerchat identity (${keyProblem(error)}); move it away to create a new one`,
         { cause: error },
       );
     }
@@ -95,14 +112,7 @@ function loadOrCreate(path: string): {
   const identity = generateIdentity();
   try {
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    // `wx`: never overwrite a key, even one that appeared a moment ago.
-    const fd = openSync(path, "wx", 0o600);
-    try {
-      writeSync(fd, identity.toPem());
-    } finally {
-      closeSync(fd);
-    }
-    chmodSync(path, 0o600);
+    writeKeyFile(path, identity.toPem());
   } catch (error) {
     throw new ConfigError(
       "BAD_IDENTITY",
@@ -111,4 +121,40 @@ function loadOrCreate(path: string): {
     );
   }
   return { status: "created", identity, warnings: [] };
+}
+
+/** Why a file is not a key, in words: OpenSSL's codes mean nothing to a user. */
+function keyProblem(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/^not an Ed25519 key/.test(message)) return message;
+  return "its contents are not a PEM private key";
+}
+
+/**
+ * Writes `pem` to `path` (mode 0600) all at once or not at all: into a temporary file
+ * beside it, synced, then linked into place, which fails rather than overwrite a key
+ * that appeared meanwhile. A full disk leaves no half-written key behind to block the
+ * next start. `write` is the file system's (tests make it fail).
+ */
+export function writeKeyFile(
+  path: string,
+  pem: string,
+  write: (fd: number, text: string) => void = (fd, text) => {
+    writeSync(fd, text);
+  },
+): void {
+  const temporary = `${path}.${process.pid}.tmp`;
+  try {
+    const fd = openSync(temporary, "wx", 0o600);
+    try {
+      write(fd, pem);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    chmodSync(temporary, 0o600);
+    linkSync(temporary, path);
+  } finally {
+    rmSync(temporary, { force: true });
+  }
 }

@@ -1,4 +1,5 @@
-import { MAX_TEXT_BYTES } from "../protocol/constants.ts";
+import { MAX_REASON_BYTES, MAX_TEXT_BYTES } from "../protocol/constants.ts";
+import { truncateUtf8 } from "../protocol/control.ts";
 import { utf8ByteLength } from "../protocol/text.ts";
 
 /** The slash commands, with their help lines. */
@@ -28,8 +29,8 @@ export const COMMANDS = {
     summary: "join another peer (kept linked, redialled if lost)",
   },
   quit: {
-    usage: "/quit",
-    summary: "leave: say BYE to every neighbour and exit (also Ctrl-C, Ctrl-D)",
+    usage: "/quit [WORDS]",
+    summary: "leave, with parting words everyone sees (default: quit); also Ctrl-C, Ctrl-D",
   },
 } as const;
 export type CommandName = keyof typeof COMMANDS;
@@ -96,4 +97,11 @@ export function chatTexts(line: string): string[] {
   }
   parts.push(text.slice(start));
   return parts;
+}
+
+/** What everyone sees when we leave with `/quit WORDS`: cleaned, cut to a LEAVE reason's limit. */
+export function partingWords(words: string): string {
+  const [text] = chatTexts(words);
+  if (text === undefined) return "quit";
+  return new TextDecoder().decode(truncateUtf8(text.trim(), MAX_REASON_BYTES));
 }

@@ -137,7 +137,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
   peer.direct.events.on("direct", (m) => output.direct(m));
   peer.direct.events.on("receipt", (r) => output.receipt(r));
 
-  session = new ChatSession(peer, output, () => requestQuit("quit"), book);
+  session = new ChatSession(peer, output, (reason) => requestQuit(reason), book);
   // Whoever read our output has gone (`peerchat | head -3`): leave, as a filter would.
   onStdoutClosed(() => requestQuit("quit"));
 

@@ -1,8 +1,17 @@
 import { afterEach, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { defaultIdentityPath, openIdentity } from "../../src/cli/identity-file.ts";
+import { defaultIdentityPath, openIdentity, writeKeyFile } from "../../src/cli/identity-file.ts";
 import { ConfigError } from "../../src/errors.ts";
 
 const dirs: string[] = [];
@@ -76,4 +85,65 @@ test("a file others can read is used, with a warning; a corrupt one is refused",
   expect(error).toBeInstanceOf(ConfigError);
   expect((error as ConfigError).code).toBe("BAD_IDENTITY");
   expect((error as Error).message).toContain(path);
+});
+
+test("a write that fails (a full disk) leaves no key file behind; the next start creates one", () => {
+  const dir = tempDir();
+  const path = join(dir, "identity");
+  const full = Object.assign(new Error("ENOSPC: no space left on device, write"), {
+    code: "ENOSPC",
+  });
+  expect(() =>
+    writeKeyFile(path, "-----BEGIN PRIVATE KEY-----", () => {
+      throw full;
+    }),
+  ).toThrow("ENOSPC");
+  expect(readdirSync(dir)).toEqual([]);
+  const opened = openIdentity(path);
+  expect(opened.status).toBe("created");
+  opened.release();
+});
+
+test("an empty key file (a write cut short by an older version) is replaced, not refused", () => {
+  const path = join(tempDir(), "identity");
+  writeFileSync(path, "");
+  const opened = openIdentity(path);
+  expect(opened.status).toBe("created");
+  expect(readFileSync(path, "utf8")).toStartWith("-----BEGIN PRIVATE KEY-----");
+  opened.release();
+});
+
+test("a key that is not text a key: the message says so in words, not OpenSSL's codes", () => {
+  const path = join(tempDir(), "identity");
+  writeFileSync(path, "hello\n");
+  expect(() => openIdentity(path)).toThrow(
+    `${path} is not a peerchat identity (its contents are not a PEM private key); move it away to create a new one`,
+  );
+});
+
+test("a key this user may not read: reported as unreadable, with no advice to throw it away", async () => {
+  const dir = tempDir();
+  chmodSync(dir, 0o755);
+  const path = join(dir, "identity");
+  openIdentity(path).release();
+  expect(existsSync(path)).toBe(true);
+  // The key is root's (mode 0600); root reads through modes, so the check runs as nobody.
+  const asRoot = process.getuid?.() === 0;
+  if (!asRoot) chmodSync(path, 0o000);
+  const script = `
+    import { openIdentity } from ${JSON.stringify(join(import.meta.dir, "../../src/cli/identity-file.ts"))};
+    try { openIdentity(${JSON.stringify(path)}); console.log("opened"); }
+    catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
+  const command = ["bun", "-e", script];
+  const proc = Bun.spawn(
+    asRoot ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...command] : command,
+    { stdout: "pipe", stderr: "pipe", env: { ...process.env, HOME: dir } },
+  );
+  const out = (await new Response(proc.stdout).text()).trim();
+  await proc.exited;
+  const result = JSON.parse(out) as { code: string; message: string };
+  expect(result.code).toBe("BAD_IDENTITY");
+  expect(result.message).toBe(
+    `cannot read the identity file ${path} (permission denied: check its owner and mode)`,
+  );
 });

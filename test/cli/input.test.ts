@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { chatTexts, helpText, parseInput } from "../../src/cli/input.ts";
+import { chatTexts, helpText, parseInput, partingWords } from "../../src/cli/input.ts";
 import { MAX_TEXT_BYTES } from "../../src/protocol/constants.ts";
 import { textProblem } from "../../src/protocol/text.ts";
 
@@ -43,5 +43,17 @@ describe("chatTexts", () => {
       expect(new TextEncoder().encode(part).length).toBeLessThanOrEqual(MAX_TEXT_BYTES);
     }
     expect(parts.length).toBe(4);
+  });
+});
+
+describe("parting words (/quit WORDS)", () => {
+  test.each([
+    ["", "quit"],
+    ["   ", "quit"],
+    ["see you all", "see you all"],
+    ["  bye\tnow \u001b[2J", "bye    now [2J"],
+    ["é".repeat(200), "é".repeat(128)],
+  ])("%j → %j", (words, expected) => {
+    expect(partingWords(words)).toBe(expected);
   });
 });
