@@ -67,6 +67,13 @@ const sharedFlags = {
   verbose: { type: "boolean", description: "More log output on stderr" },
   quiet: { type: "boolean", description: "Only warnings and errors on stderr" },
   trace: { type: "boolean", description: "Log every frame and relay decision on stderr" },
+  // Shown in the help; main.ts answers them before anything else is parsed.
+  version: {
+    type: "boolean",
+    alias: ["V", "v"] as string[],
+    description: "Print the version and exit",
+  },
+  help: { type: "boolean", alias: "h", description: "This help (also: peerchat help)" },
   room: {
     type: "string",
     alias: "r",
@@ -169,14 +176,17 @@ function strictParse<const O extends NonNullable<ParseArgsConfig["options"]>>(
     return parseArgs({ args: rawArgs, options, allowPositionals: true, strict: true } as const);
   } catch (cause) {
     const message = cause instanceof Error ? cause.message.split("\n")[0] : String(cause);
-    throw new ConfigError("BAD_ARGUMENT", message ?? "bad arguments", { cause });
+    // node:util's own wording suggests `-- "--bogus"`, with a quote it never closes.
+    const unknown = /^Unknown option '([^']+)'/.exec(message ?? "");
+    const said = unknown ? `unknown option ${unknown[1]}` : message;
+    throw new ConfigError("BAD_ARGUMENT", said ?? "bad arguments", { cause });
   }
 }
 
 const SHARED_OPTIONS = {
   nick: { type: "string", short: "n" },
   json: { type: "boolean" },
-  verbose: { type: "boolean", short: "v" },
+  verbose: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },
   trace: { type: "boolean" },
   room: { type: "string", short: "r" },

@@ -52,12 +52,13 @@ const EXAMPLES = `EXAMPLES
 export async function main(argv: string[]): Promise<number> {
   const isSend = firstWord(argv) === "send";
   const rawArgs = isSend ? withoutFirstWord(argv) : argv;
-  if (rawArgs.includes("--version") || rawArgs.includes("-V")) {
+  // `-v` is the version, as for node and bun: never a peer started by surprise.
+  if (rawArgs.includes("--version") || rawArgs.includes("-V") || rawArgs.includes("-v")) {
     writeStdout(VERSION);
     await flushStdio();
     return ExitCode.Ok;
   }
-  if (rawArgs.includes("--help") || rawArgs.includes("-h")) {
+  if (rawArgs.includes("--help") || rawArgs.includes("-h") || firstWord(argv) === "help") {
     writeStdout(await usage(isSend));
     await flushStdio();
     return ExitCode.Ok;

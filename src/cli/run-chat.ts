@@ -1,8 +1,11 @@
+import { lookup } from "node:dns/promises";
+import { rmSync } from "node:fs";
 import type { ConsolaInstance } from "consola";
-import type { ConnectionError } from "../errors.ts";
+import { ConnectionError } from "../errors.ts";
 import { DAY_MS } from "../history/store.ts";
 import { Delivery } from "../node/delivery.ts";
 import { FloodKind } from "../protocol/constants.ts";
+import { isIP } from "../protocol/ip.ts";
 import { type RunningPeer, startPeer } from "../start-peer.ts";
 import { VERSION } from "../version.ts";
 import type { ChatOptions } from "./args.ts";
@@ -61,6 +64,8 @@ export async function runChat(options: ChatOptions): Promise<number> {
   let opened: OpenedIdentity | undefined;
   let history: OpenedHistory | undefined;
   try {
+    // Before anything is created: a listen address that cannot work is the user's to fix.
+    await checkListenHost(options.host, options.port);
     opened = openIdentity(options.identityPath ?? defaultIdentityPath());
     reportIdentity(opened, logger);
     // A temporary identity is new every run: a file for it would only pile up.
@@ -90,6 +95,9 @@ export async function runChat(options: ChatOptions): Promise<number> {
   } catch (error) {
     history?.release();
     opened?.release();
+    // A key made moments ago for a peer that never ran is not the user's yet: a second
+    // try, with the address fixed, should be the first run, not find a stray key.
+    if (opened?.status === "created") rmSync(opened.path, { force: true });
     terminal?.close();
     throw error;
   }
@@ -196,5 +204,23 @@ async function drained(peer: RunningPeer): Promise<void> {
       if (waitMs === 0) return;
       await Bun.sleep(waitMs);
     }
+  }
+}
+
+/**
+ * Throws {@link ConnectionError} `BAD_ADDRESS` if `host` is a name that does not
+ * resolve: the listen would fail with no reason given.
+ */
+async function checkListenHost(host: string, port: number): Promise<void> {
+  if (isIP(host)) return;
+  try {
+    await lookup(host);
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code ?? "an error";
+    throw new ConnectionError(
+      "BAD_ADDRESS",
+      `cannot listen on ${host}:${port}: the name ${host} does not resolve (${code})`,
+      { cause },
+    );
   }
 }

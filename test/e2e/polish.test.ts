@@ -4,6 +4,10 @@
  */
 
 import { afterEach, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { CliProcess, fromSource, listenPortOf } from "../helpers/cli.ts";
 
 const running: CliProcess[] = [];
@@ -26,4 +30,62 @@ test("/quit WORDS: the others see the parting words, and the peer exits 0", asyn
   alice.send("/quit see you all, back at six");
   expect(await alice.exited).toBe(0);
   await bob.waitForLine(/\* alice left: see you all, back at six$/);
+});
+
+/** Runs the CLI to its end with stdin closed; its exit code and output. */
+async function run(args: string[], env: Record<string, string> = {}) {
+  const p = start(args, env);
+  p.endInput();
+  const code = await p.exited;
+  return { code, out: p.stdout.join("\n"), err: p.stderr.join("\n") };
+}
+
+test("the command line without surprises: help, -v, unknown options, names that do not resolve, a file that is not a key", async () => {
+  const help = await run(["help"]);
+  expect(help.code).toBe(0);
+  expect(help.out).toContain("USAGE");
+  expect(help.out).toContain("-V, -v, --version");
+  expect(help.err).not.toContain("cannot listen");
+
+  // -v is the version (as for node and bun), not a peer started by surprise.
+  const v = await run(["-v"]);
+  expect({ code: v.code, out: v.out.trim() }).toEqual({
+    code: 0,
+    out: expect.stringMatching(/^\d+\.\d+\.\d+$/),
+  });
+
+  const bogus = await run(["--bogus"]);
+  expect(bogus.code).toBe(2);
+  expect(bogus.err.split("\n")[0]).toBe("peerchat: unknown option --bogus");
+
+  const nowhere = await run(["nosuchhost.invalid", "19020", "--ephemeral"]);
+  expect(nowhere.code).toBe(1);
+  expect(nowhere.err).toContain(
+    "cannot listen on nosuchhost.invalid:19020: the name nosuchhost.invalid does not resolve",
+  );
+
+  const passwd = await run(["127.0.0.1", "0", "--identity", "/etc/passwd", "--ephemeral"]);
+  expect(passwd.code).toBe(1);
+  expect(passwd.err).toContain(
+    "/etc/passwd is not a peerchat identity (its contents are not a PEM private key)",
+  );
+});
+
+test("a listen that fails leaves no identity key behind: the retry is a first run", async () => {
+  const config = await mkdtemp(join(tmpdir(), "peerchat-polish-config-"));
+  try {
+    const blocker = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const failed = await run(["127.0.0.1", String(blocker.port), "--ephemeral"], {
+        XDG_CONFIG_HOME: config,
+      });
+      expect(failed.code).toBe(1);
+      expect(failed.err).toContain("is already in use");
+      expect(existsSync(join(config, "peerchat", "identity"))).toBe(false);
+    } finally {
+      blocker.stop(true);
+    }
+  } finally {
+    await rm(config, { recursive: true, force: true });
+  }
 });
