@@ -2,17 +2,11 @@ import { type CommandDef, renderUsage, runCommand } from "citty";
 import { ConfigError, ConnectionError, StoreError } from "../errors.ts";
 import { VERSION } from "../version.ts";
 import { chatCommand, parseChatArgs, parseSendArgs, sendCommand } from "./args.ts";
+import { ExitCode } from "./exit-code.ts";
 import { runChat } from "./run-chat.ts";
 import { flushStdio, isTerminal, writeStderr, writeStdout } from "./stdio.ts";
 
-/** Exit statuses. */
-export const ExitCode = {
-  Ok: 0,
-  /** The network failed us (address in use, peer unreachable), or a file did. */
-  Failure: 1,
-  /** The command line was wrong. */
-  Usage: 2,
-} as const;
+export { ExitCode };
 
 /** Options that take a value, so the word after them is not a command name. */
 const VALUE_OPTIONS = new Set([

@@ -10,13 +10,14 @@ import { type RunningPeer, startPeer } from "../start-peer.ts";
 import { VERSION } from "../version.ts";
 import type { ChatOptions } from "./args.ts";
 import { ChatSession, reportConnect, storedMessages } from "./chat-session.ts";
+import { ExitCode } from "./exit-code.ts";
 import { claimHistory, defaultDataDir, type OpenedHistory } from "./history-file.ts";
 import { defaultIdentityPath, type OpenedIdentity, openIdentity } from "./identity-file.ts";
 import { INPUT_HIGH_WATER_BYTES, readLines } from "./line-reader.ts";
 import { createLogger } from "./logger.ts";
 import { NickBook } from "./nick-book.ts";
 import { humanOutput, jsonOutput, type Output } from "./output.ts";
-import { isTerminal, onStdoutClosed, writeStderr, writeStdout } from "./stdio.ts";
+import { isTerminal, onStdoutGone, writeStderr, writeStdout } from "./stdio.ts";
 import type { Terminal } from "./terminal.ts";
 
 /** Stored messages shown at start in a terminal, unless `--backlog` says otherwise. */
@@ -35,6 +36,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
   // the prompt then lives on stderr, if that is a terminal.
   const interactive = !options.json && isTerminal(0) && (isTerminal(1) || isTerminal(2));
   let quitReason: string | undefined;
+  let exitStatus: number = ExitCode.Ok;
   let requestQuit: (reason: string) => void = () => {};
   const quitRequested = new Promise<string>((resolve) => {
     requestQuit = (reason) => {
@@ -147,7 +149,16 @@ export async function runChat(options: ChatOptions): Promise<number> {
 
   session = new ChatSession(peer, output, (reason) => requestQuit(reason), book);
   // Whoever read our output has gone (`peerchat | head -3`): leave, as a filter would.
-  onStdoutClosed(() => requestQuit("quit"));
+  // Any other failure to write it (a full disk) is an error the user must hear of.
+  onStdoutGone((failure) => {
+    if (failure === undefined) {
+      requestQuit("quit");
+      return;
+    }
+    writeStderr(`peerchat: cannot write to stdout: ${failure.message}`);
+    exitStatus = ExitCode.Failure;
+    requestQuit("stopped: could not write its output");
+  });
 
   const joins = options.peers.map((endpoint) =>
     peer
@@ -177,7 +188,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
   await peer.close(reason);
   identity.release();
   historyLock.release();
-  return 0;
+  return exitStatus;
 }
 
 /** Tells the user where their identity came from, when it is news. */

@@ -8,9 +8,11 @@
 const stdoutSink = Bun.stdout.writer();
 const stderrSink = Bun.stderr.writer();
 let stdoutOpen = true;
-const stdoutClosedListeners: Array<() => void> = [];
+/** Why stdout stopped: undefined if its reader went away (EPIPE), else the write error. */
+let stdoutFailure: Error | undefined;
+const stdoutGoneListeners: Array<(failure: Error | undefined) => void> = [];
 
-/** Writes one line to stdout. Once the reader has gone (EPIPE), lines are dropped. */
+/** Writes one line to stdout. Once stdout has failed, or its reader has gone, lines are dropped. */
 export function writeStdout(line: string): void {
   if (!stdoutOpen) return;
   try {
@@ -18,8 +20,8 @@ export function writeStdout(line: string): void {
     // A chat line is shown at once, not when some buffer fills.
     const flushed = stdoutSink.flush();
     if (flushed instanceof Promise) flushed.catch(stdoutFailed);
-  } catch {
-    stdoutFailed();
+  } catch (error) {
+    stdoutFailed(error);
   }
 }
 
@@ -34,10 +36,14 @@ export function writeStderr(line: string): void {
   }
 }
 
-/** Calls `listener` once stdout is found closed by its reader (`peerchat | head -3`). */
-export function onStdoutClosed(listener: () => void): void {
-  if (stdoutOpen) stdoutClosedListeners.push(listener);
-  else listener();
+/**
+ * Calls `listener` once stdout stops taking lines: with `undefined` if its reader went
+ * away (`peerchat | head -3`: leaving quietly is right), or with the error if a write
+ * failed otherwise (a full disk: an error the user must hear of).
+ */
+export function onStdoutGone(listener: (failure: Error | undefined) => void): void {
+  if (stdoutOpen) stdoutGoneListeners.push(listener);
+  else listener(stdoutFailure);
 }
 
 /** Resolves once everything written to stdout and stderr has been handed to the OS. */
@@ -53,10 +59,13 @@ export function isTerminal(fd: 0 | 1 | 2): boolean {
   return ttyCheck()(fd);
 }
 
-function stdoutFailed(): void {
+function stdoutFailed(error: unknown): void {
   if (!stdoutOpen) return;
   stdoutOpen = false;
-  for (const listener of stdoutClosedListeners.splice(0)) listener();
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (code !== "EPIPE" && error !== undefined)
+    stdoutFailure = error instanceof Error ? error : new Error(String(error));
+  for (const listener of stdoutGoneListeners.splice(0)) listener(stdoutFailure);
 }
 
 let isatty: ((fd: number) => boolean) | undefined;

@@ -9,6 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CliProcess, fromSource, listenPortOf } from "../helpers/cli.ts";
+import { testEnv } from "../helpers/hermetic-env.ts";
 
 const running: CliProcess[] = [];
 
@@ -88,4 +89,18 @@ test("a listen that fails leaves no identity key behind: the retry is a first ru
   } finally {
     await rm(config, { recursive: true, force: true });
   }
+});
+
+test("stdout on a full disk: an error on stderr and exit 1, not a silent exit 0", async () => {
+  const proc = Bun.spawn(fromSource(["127.0.0.1", "0", "--ephemeral"]), {
+    stdin: "ignore",
+    stdout: Bun.file("/dev/full"),
+    stderr: "pipe",
+    env: testEnv({ NO_COLOR: "1" }),
+  });
+  const timer = setTimeout(() => proc.kill("SIGKILL"), 10_000);
+  const [code, err] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+  clearTimeout(timer);
+  expect(code).toBe(1);
+  expect(err).toContain("peerchat: cannot write to stdout: ENOSPC");
 });
