@@ -112,7 +112,12 @@ export async function runChat(options: ChatOptions): Promise<number> {
   });
   const node = peer.node;
   node.events.on("message", (m) => output.message(m));
-  node.events.on("peer-up", (p) => output.peerUp(p));
+  // A neighbour that does not listen is a one-shot `peerchat send`: its message is what
+  // matters, not its coming and going (JSON consumers still get both events).
+  const member = (p: { listenPort: number }) => options.json || p.listenPort !== 0;
+  node.events.on("peer-up", (p) => {
+    if (member(p)) output.peerUp(p);
+  });
   // A neighbour that says LEAVE is shown leaving once, not again when its link closes.
   const announcedLeave = new Set<string>();
   peer.presence.events.on("change", (change) => {
@@ -124,7 +129,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
   });
   node.events.on("peer-down", (p) => {
     // Our own leaving closes every link; saying so for each neighbour would only confuse.
-    if (options.json || (quitReason === undefined && !announcedLeave.has(p.nodeId)))
+    if (options.json || (quitReason === undefined && !announcedLeave.has(p.nodeId) && member(p)))
       output.peerDown(p);
   });
   node.events.on("link-problem", (p) =>

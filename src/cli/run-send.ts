@@ -6,7 +6,7 @@ import { formatEndpoint } from "../protocol/endpoint.ts";
 import { sendOnce } from "../send-once.ts";
 import type { SendOptions } from "./args.ts";
 import { describePeer } from "./format.ts";
-import { openIdentity } from "./identity-file.ts";
+import { defaultIdentityPath, type OpenedIdentity, openIdentity } from "./identity-file.ts";
 import { chatTexts } from "./input.ts";
 import { createLogger } from "./logger.ts";
 import { jsonOutput } from "./output.ts";
@@ -17,26 +17,24 @@ import { writeStderr, writeStdout } from "./stdio.ts";
  * unreachable or not written). An empty text, or a `--to` that is not a node id, is a
  * usage error (2). A direct message is sealed to NODEID and left with the peer, which
  * carries it to the recipient now or when it comes back; `send` does not wait for the
- * receipt (its one-off identity would not be there to read it).
+ * receipt (it does not stay to read it; the user's own peer does, if it is the author).
  */
 export async function runSend(options: SendOptions): Promise<number> {
   const texts = chatTexts(options.text);
   if (texts.length === 0) throw new ConfigError("BAD_TEXT", "the message is empty");
   const logger = createLogger(options.verbosity);
   const output = options.json ? jsonOutput(writeStdout) : undefined;
-  // A one-off identity by default: the user's own is usually busy being the very peer
-  // this message goes to, and one node cannot link to itself.
-  const opened = options.identityPath ? openIdentity(options.identityPath) : undefined;
+  const opened = openSendIdentity(options.identityPath);
   const result = await sendOnce({
     peer: options.peer,
     texts,
     nick: options.nick ?? defaultSendNick(),
     logger,
     room: options.room,
-    ...(opened ? { identity: opened.identity } : {}),
+    identity: opened.identity,
     ...(options.to ? { to: options.to } : {}),
   });
-  opened?.release();
+  opened.release();
   switch (result.status) {
     case "sent":
       for (const message of result.messages) output?.message(message);
@@ -66,4 +64,18 @@ function defaultSendNick(): string {
   }
   const nick = `${user}@${hostname()}`.replace(/[\u0000-\u001f\u007f-\u009f]/g, "");
   return new TextDecoder().decode(truncateUtf8(nick, MAX_NICK_BYTES)) || "peerchat";
+}
+
+/**
+ * Who a one-shot send speaks as: one identity for all of a user's sends, so that they
+ * carry one nick tag and never look like impostors of each other. `--identity` if given;
+ * else the user's own when no peer of theirs holds it; else a second key of the user's,
+ * kept beside it for sends (its own peer is usually the very one a send goes to, and one
+ * node cannot link to itself).
+ */
+function openSendIdentity(path: string | undefined): OpenedIdentity {
+  if (path !== undefined) return openIdentity(path);
+  const own = openIdentity(defaultIdentityPath());
+  if (own.status !== "in-use") return own;
+  return openIdentity(`${defaultIdentityPath()}-send`);
 }

@@ -66,6 +66,12 @@ interface Known {
   nick: string;
   hops: number;
   lastSeen: number;
+  /**
+   * It said JOIN, ALIVE or NICK itself: a member. An author heard of only by its messages
+   * (a one-shot `peerchat send`) is remembered for its nick but is not "here": not in
+   * `who`, and its silence is not news.
+   */
+  announced: boolean;
 }
 
 /**
@@ -103,7 +109,7 @@ export class PresenceTracker {
   who(): PresenceEntry[] {
     const now = this.clock.now();
     const others = [...this.known.entries()]
-      .filter(([, k]) => now - k.lastSeen < PRESENCE_TIMEOUT_MS)
+      .filter(([, k]) => k.announced && now - k.lastSeen < PRESENCE_TIMEOUT_MS)
       .map(([nodeId, k]) => ({
         nodeId,
         nick: k.nick,
@@ -166,7 +172,8 @@ export class PresenceTracker {
         known.lastSeen = flood.receivedAt;
         known.hops = flood.hops;
       } else if (flood.nick !== "") {
-        this.known.set(origin, { nick: flood.nick, hops: flood.hops, lastSeen: flood.receivedAt });
+        const entry = { nick: flood.nick, hops: flood.hops, lastSeen: flood.receivedAt };
+        this.known.set(origin, { ...entry, announced: false });
       }
       return;
     }
@@ -182,7 +189,7 @@ export class PresenceTracker {
       return;
     }
     const nick = presence.nick;
-    this.known.set(origin, { nick, hops: flood.hops, lastSeen: flood.receivedAt });
+    this.known.set(origin, { nick, hops: flood.hops, lastSeen: flood.receivedAt, announced: true });
     if (presence.kind === FloodKind.Join) {
       this.emit({ event: "join", nodeId: origin, nick, hops: flood.hops });
       this.welcome();
@@ -235,7 +242,8 @@ export class PresenceTracker {
       for (const [nodeId, k] of this.known) {
         if (k.lastSeen <= cutoff) {
           this.known.delete(nodeId);
-          this.emit({ event: "timeout", nodeId, nick: k.nick, lastSeen: k.lastSeen });
+          if (k.announced)
+            this.emit({ event: "timeout", nodeId, nick: k.nick, lastSeen: k.lastSeen });
         }
       }
       this.scheduleSweep();

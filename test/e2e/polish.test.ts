@@ -104,3 +104,21 @@ test("stdout on a full disk: an error on stderr and exit 1, not a silent exit 0"
   expect(code).toBe(1);
   expect(err).toContain("peerchat: cannot write to stdout: ENOSPC");
 });
+
+test("five one-shot sends show five message lines at the peer, under one nick, and nothing else; /who unchanged", async () => {
+  const alice = start(["127.0.0.1", "0", "--nick", "alice", "--ephemeral"]);
+  const port = await listenPortOf(alice);
+  const before = alice.stdout.length;
+  for (let i = 1; i <= 5; i++) {
+    const send = start(["send", `127.0.0.1:${port}`, `note ${i}`, "--nick", "script"]);
+    expect(await send.exited).toBe(0);
+  }
+  await alice.waitForLine(/<script> note 5$/);
+  alice.send("/who");
+  await alice.waitForLine(/1 here/);
+  const shown = alice.stdout.slice(before);
+  expect(shown.slice(0, 5).map((l) => l.replace(/^\[[\d:]+\] /, ""))).toEqual(
+    [1, 2, 3, 4, 5].map((i) => `<script> note ${i}`),
+  );
+  expect(shown[5]).toMatch(/\* 1 here/);
+});

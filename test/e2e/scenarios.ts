@@ -153,7 +153,18 @@ export async function oneShotSend(launcher: Launcher): Promise<void> {
   expect(await send.exited).toBe(0);
   await a.waitForLine(chatLine("oneshot", "sent in one shot"));
   await b.waitForLine(chatLine("oneshot", "sent in one shot"));
-  await a.waitForLine("oneshot left: sent");
+  // A one-shot sender is quiet: once its link is gone, the message was all there was of it.
+  let asked = 0;
+  await waitFor(() => {
+    const answers = a.stdout.filter((l) => / neighbours?:$/.test(l));
+    if (answers.at(-1)?.endsWith(" 1 neighbour:")) return true;
+    if (answers.length === asked) {
+      a.send("/peers");
+      asked++;
+    }
+    return false;
+  }, 10_000);
+  expect(a.stdout.filter((l) => l.includes("oneshot") && !l.includes("<oneshot>"))).toEqual([]);
 
   // A message typed with nobody connected says so instead of vanishing.
   const alone = start(launcher, ["127.0.0.1", "0", "--nick", "alone"]);
@@ -237,7 +248,8 @@ export async function headlessRelay(launcher: Launcher): Promise<void> {
 
   // A neighbour's BYE reason is theirs to choose: it must not repaint our screen either.
   const raw = await rawConnect({ host: "127.0.0.1", port });
-  raw.write(encodeHello({ nodeId: raw.nodeId, listenPort: 0, nick: "raw" }));
+  // (It claims to listen: a neighbour that does not is a one-shot sender, shown quietly.)
+  raw.write(encodeHello({ nodeId: raw.nodeId, listenPort: 1, nick: "raw" }));
   await relay.waitForLine("connected to raw");
   raw.write(encodeBye("\u001b[2J\u001b[Hgotcha"));
   await relay.waitForLine("raw left: ^[[2J^[[Hgotcha");
