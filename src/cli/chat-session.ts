@@ -91,7 +91,10 @@ export class ChatSession {
               { show: true },
             );
           } else if (outcome.neighbours === 0) {
-            this.output.error("no-neighbours", "nobody is connected: that message reached no one", {
+            // Kept in the history all the same: sync gives it to the first peer that joins.
+            const kept =
+              "nobody is connected: the message is kept here and goes out when a peer joins";
+            this.output.error("no-neighbours", kept, {
               show: true,
             });
           }

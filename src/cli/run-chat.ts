@@ -177,13 +177,28 @@ export async function runChat(options: ChatOptions): Promise<number> {
     // `echo hi | peerchat ... localhost 9000` means "say hi to that network": wait until
     // each bootstrap peer is joined (or its first attempt has failed) before reading.
     const piped = session;
-    void Promise.all(joins).then(() =>
-      readLines(Bun.stdin.stream(), {
-        line: (line) => piped.handle(line),
-        error: (error) => logger.error("could not handle an input line:", error),
-        ready: () => drained(peer),
-      }),
-    );
+    // Lines piped in before the first neighbour would go to no one: the first waits
+    // (within a limit) for the bootstrap peers to answer.
+    let waitedForNeighbour = options.peers.length === 0;
+    void Promise.all(joins)
+      .then(() =>
+        readLines(Bun.stdin.stream(), {
+          line: (line) => piped.handle(line),
+          error: (error) => logger.error("could not handle an input line:", error),
+          ready: async () => {
+            if (!waitedForNeighbour) {
+              waitedForNeighbour = true;
+              await firstNeighbour(peer, logger);
+            }
+            await drained(peer);
+          },
+        }),
+      )
+      .then(() => {
+        // `--json` typed at a terminal: Ctrl-D is the user's goodbye, as at the prompt.
+        // Piped input that ends leaves a relay running, like the original program.
+        if (isTerminal(0)) requestQuit("quit");
+      });
   }
 
   const reason = await quitRequested;
@@ -205,6 +220,30 @@ function reportIdentity(opened: OpenedIdentity, logger: ConsolaInstance): void {
       `your identity (${opened.path}) is in use by another peerchat (pid ${opened.pid}); this one runs with a temporary identity, and keeps its history in memory only`,
     );
   }
+}
+
+/** Piped lines wait this long at most for the first neighbour before they are sent. */
+export const PIPED_FIRST_NEIGHBOUR_WAIT_MS = 10_000;
+
+/** Resolves once the peer has a neighbour, or after {@link PIPED_FIRST_NEIGHBOUR_WAIT_MS}. */
+async function firstNeighbour(peer: RunningPeer, logger: ConsolaInstance): Promise<void> {
+  if (peer.node.neighbourCount > 0) return;
+  const deadline = Date.now() + PIPED_FIRST_NEIGHBOUR_WAIT_MS;
+  await new Promise<void>((resolve) => {
+    const off = peer.node.events.on("peer-up", () => {
+      off();
+      clearTimeout(timer);
+      resolve();
+    });
+    const timer = setTimeout(() => {
+      off();
+      resolve();
+    }, deadline - Date.now());
+  });
+  if (peer.node.neighbourCount === 0)
+    logger.warn(
+      `no neighbour after ${PIPED_FIRST_NEIGHBOUR_WAIT_MS / 1000} s: piped lines are kept and go out when a peer joins`,
+    );
 }
 
 /**

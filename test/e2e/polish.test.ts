@@ -122,3 +122,27 @@ test("five one-shot sends show five message lines at the peer, under one nick, a
   );
   expect(shown[5]).toMatch(/\* 1 here/);
 });
+
+test("piped lines wait for the first neighbour: a bootstrap peer that comes up later still gets them, live", async () => {
+  const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = probe.port;
+  probe.stop(true);
+  // The piping peer starts first; its bootstrap peer is not there yet.
+  const piper = start([
+    "127.0.0.1",
+    "0",
+    "127.0.0.1",
+    String(port),
+    "--nick",
+    "piper",
+    "--ephemeral",
+  ]);
+  await listenPortOf(piper);
+  piper.send("said before anyone was there");
+  const host = start(["127.0.0.1", String(port), "--nick", "host", "--ephemeral"]);
+  const line = await host.waitForLine(/<piper> said before anyone was there$/, 15_000);
+  expect(line).toBeDefined();
+  // Live, not recovered later by sync as a missed message.
+  expect(host.stdout.some((l) => l.includes("while you were away"))).toBe(false);
+  expect(piper.stdout.some((l) => l.includes("nobody is connected"))).toBe(false);
+});

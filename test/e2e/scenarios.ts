@@ -166,11 +166,16 @@ export async function oneShotSend(launcher: Launcher): Promise<void> {
   }, 10_000);
   expect(a.stdout.filter((l) => l.includes("oneshot") && !l.includes("<oneshot>"))).toEqual([]);
 
-  // A message typed with nobody connected says so instead of vanishing.
+  // A message typed with nobody connected says so, and is kept: the first peer to join
+  // gets it by sync.
   const alone = start(launcher, ["127.0.0.1", "0", "--nick", "alone"]);
-  await listenPortOf(alone);
+  const alonePort = await listenPortOf(alone);
   alone.send("anyone there?");
-  await alone.waitForLine("nobody is connected: that message reached no one");
+  await alone.waitForLine(
+    "nobody is connected: the message is kept here and goes out when a peer joins",
+  );
+  const friend = start(launcher, ["127.0.0.1", "0", "127.0.0.1", String(alonePort)]);
+  await friend.waitForLine(chatLine("alone", "anyone there\\?"));
 
   // Nobody listening on the port we just freed.
   const probe = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });

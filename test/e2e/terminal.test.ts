@@ -135,3 +135,12 @@ test("interactive: Ctrl-D leaves gracefully", async () => {
   expect(await t.proc.exited).toBe(0);
   await bob.waitForLine("me left: quit");
 }, 30_000);
+
+test("--json typed at a terminal: Ctrl-D leaves, as at the prompt", async () => {
+  tty = new TtyPeer(["127.0.0.1", "0", "--json", "--ephemeral"]);
+  const t = tty;
+  await t.waitForScreen((rows) => rows.some((r) => r.includes('"type":"ready"')), "ready event");
+  t.type("\x04");
+  const code = await Promise.race([t.proc.exited, Bun.sleep(10_000).then(() => "still running")]);
+  expect(code).toBe(0);
+});
