@@ -84,6 +84,16 @@ export class TokenBucket {
     return true;
   }
 
+  /**
+   * Empties the bucket as of `now`, fraction included: what was refilling starts over.
+   * For a sender over its rate, so that it earns nothing while it keeps sending.
+   */
+  restart(now: number): void {
+    if (this.ratePerSecond === Number.POSITIVE_INFINITY) return;
+    this.tokens = 0;
+    this.updatedAt = Math.max(now, this.updatedAt);
+  }
+
   /** Milliseconds until a token will be there (0 if one is now). */
   waitMs(now: number): number {
     if (this.ratePerSecond === Number.POSITIVE_INFINITY) return 0;
@@ -124,13 +134,16 @@ export class OriginLimiter {
   }
 
   /**
-   * Whether `origin` has no message left to author now: a peek that takes nothing, so
-   * anyone may ask it (even for a message not yet verified) without spending the
-   * origin's budget. A message it would refuse need not be verified first.
+   * Whether `origin` has no message left to author now. It takes nothing, so it may be
+   * asked for a message not yet verified, and a message it refuses need not be verified.
    */
   exhausted(origin: string, now: number): boolean {
     const bucket = this.buckets.get(origin);
-    return bucket !== undefined && bucket.waitMs(now) > 0;
+    if (bucket === undefined || bucket.waitMs(now) === 0) return false;
+    // Over its rate and still sending: its refill starts over, so a flood earns nothing
+    // however long it lasts, and the author is back once it slows to its rate.
+    bucket.restart(now);
+    return true;
   }
 
   get size(): number {

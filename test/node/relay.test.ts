@@ -379,6 +379,17 @@ describe("Relay: rate limits", () => {
       expect(rxWith(r, payload({ sentAt: 2000 }), 2000).status).toBe("origin-limited");
     });
 
+    test("an author that keeps sending over its rate earns nothing until it slows to it", () => {
+      const r = limited();
+      rxWith(r, payload({ sentAt: 1000 }), 1000);
+      rxWith(r, payload({ sentAt: 1000 }), 1000);
+      expect(rxWith(r, payload({ sentAt: 1500 }), 1500).status).toBe("origin-limited");
+      // 0.7 s after that excess: not yet a whole message earned (1.2 s after the burst).
+      expect(rxWith(r, payload({ sentAt: 2200 }), 2200).status).toBe("origin-limited");
+      // A full second of quiet: one message, at its rate.
+      expect(rxWith(r, payload({ sentAt: 3200 }), 3200).status).toBe("accepted");
+    });
+
     test("direct messages, whose origins are one-time keys, spend their recipient's budget", () => {
       const r = limited();
       const sealedTo = (to: Identity) => {
