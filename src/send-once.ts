@@ -1,13 +1,10 @@
 import type { ConsolaInstance } from "consola";
-import type { DirectMessage } from "./direct/direct-messages.ts";
-import { sealDirect } from "./direct/seal.ts";
+import { type DirectMessage, sealText } from "./direct/direct-messages.ts";
 import { secureLinks } from "./link/secure-links.ts";
 import type { ChatMessage } from "./node/delivery.ts";
 import type { NeighbourInfo } from "./node/node-events.ts";
 import { PeerNode } from "./node/peer-node.ts";
-import { DirectType } from "./protocol/direct.ts";
 import type { Endpoint } from "./protocol/endpoint.ts";
-import { hex } from "./protocol/hex.ts";
 import { generateIdentity, type Identity } from "./secure/identity.ts";
 import { DEFAULT_ROOM } from "./secure/room.ts";
 
@@ -71,7 +68,7 @@ export async function sendOnce(config: SendOnceConfig): Promise<SendOnceResult> 
   const direct: DirectMessage[] = [];
   for (const text of config.texts) {
     if (config.to !== undefined) {
-      const sent = sendDirect(node, identity, config.to, text);
+      const sent = sealText(identity, node.nick, config.to, text, Date.now());
       if (sent === undefined) {
         await node.close("failed");
         return {
@@ -80,7 +77,8 @@ export async function sendOnce(config: SendOnceConfig): Promise<SendOnceResult> 
           reason: "that node id has no key to seal to",
         };
       }
-      direct.push(sent);
+      node.publish(sent.frame);
+      direct.push(sent.message);
       continue;
     }
     const sent = node.sendChat(text);
@@ -98,31 +96,4 @@ export async function sendOnce(config: SendOnceConfig): Promise<SendOnceResult> 
       reason: "the link closed or stalled before the message was written",
     };
   return { status: "sent", to: outcome.peer, messages, direct };
-}
-
-/** Seals `text` to `to` and floods it through the one link; undefined if `to` has no key. */
-function sendDirect(
-  node: PeerNode,
-  identity: Identity,
-  to: Uint8Array,
-  text: string,
-): DirectMessage | undefined {
-  const now = Date.now();
-  const content = { type: DirectType.Text, text } as const;
-  const sealed = sealDirect({ author: identity, nick: node.nick, to, content }, now);
-  if (sealed === undefined) return undefined;
-  node.publish(sealed.frame);
-  const id = hex(sealed.id);
-  const self = node.nodeIdHex;
-  return {
-    id,
-    from: self,
-    to: hex(to),
-    nick: node.nick,
-    text,
-    sentAt: now,
-    receivedAt: now,
-    own: true,
-    late: false,
-  };
 }

@@ -7,7 +7,7 @@ import { Emitter } from "../node/emitter.ts";
 import { DEFAULT_FLOOD_LIMITS, OriginLimiter, TokenBucket } from "../node/flood-limits.ts";
 import type { PeerNode } from "../node/peer-node.ts";
 import { FloodKind, NODE_ID_BYTES } from "../protocol/constants.ts";
-import { DIRECT_TAG_BYTES, type DirectContent, DirectType, directTag } from "../protocol/direct.ts";
+import { DIRECT_TAG_BYTES, DirectType, directTag } from "../protocol/direct.ts";
 import {
   FLOOD_PAYLOAD_OFFSET,
   floodBodyAt,
@@ -16,7 +16,7 @@ import {
   floodOrigin,
   floodSentAt,
 } from "../protocol/flood.ts";
-import { fromHex, hex, latin1 } from "../protocol/hex.ts";
+import { hex, latin1 } from "../protocol/hex.ts";
 import { textProblem } from "../protocol/text.ts";
 import type { Identity } from "../secure/identity.ts";
 import { oneTimeOrigin, openDirect, sealDirect } from "./seal.ts";
@@ -117,32 +117,19 @@ export class DirectMessages {
     const now = this.clock.now();
     if (!this.outgoing.take(now))
       return { status: "throttled", retryInMs: this.outgoing.waitMs(now) };
-    const sealed = this.publish(to, { type: DirectType.Text, text }, now);
+    const sealed = sealText(this.identity, this.node.nick, to, text, now);
     if (sealed === undefined)
       return { status: "invalid", reason: "that node id has no key to seal to" };
-    const message: DirectMessage = {
-      id: hex(sealed.id),
-      from: this.node.nodeIdHex,
-      to: hex(to),
-      nick: this.node.nick,
-      text,
-      sentAt: now,
-      receivedAt: now,
-      own: true,
-      late: false,
-    };
-    this.events.emit("direct", message);
-    return { status: "sent", message, neighbours: sealed.neighbours };
+    const neighbours = this.publish(sealed.frame, now);
+    this.events.emit("direct", sealed.message);
+    return { status: "sent", message: sealed.message, neighbours };
   }
 
-  /** Seals, floods and keeps one DIRECT of ours. */
-  private publish(to: Uint8Array, content: DirectContent, now: number) {
-    const sealed = sealDirect({ author: this.identity, nick: this.node.nick, to, content }, now);
-    if (sealed === undefined) return undefined;
-    const neighbours = this.node.publish(sealed.frame);
-    const { frame } = sealed;
+  /** Floods one DIRECT frame of ours and keeps it; how many neighbours took it. */
+  private publish(frame: Uint8Array, now: number): number {
+    const neighbours = this.node.publish(frame);
     this.history.keep(new Delivery(frame, FLOOD_PAYLOAD_OFFSET, frame.length, now, 0));
-    return { id: sealed.id, neighbours };
+    return neighbours;
   }
 
   /** A DIRECT that arrived (live, or late by sync): opened if it is sealed to us. */
@@ -163,14 +150,13 @@ export class DirectMessages {
     const { inner } = outcome;
     const now = this.clock.now();
     if (!this.authors.allow(latin1(inner.author, 0, NODE_ID_BYTES), now)) return;
-    const from = hex(inner.author);
     if (inner.content.type === DirectType.Receipt) {
-      this.onReceipt(from, inner.nick, inner.content.of, now);
+      this.onReceipt(inner.author, inner.nick, inner.content.of, now);
       return;
     }
     this.events.emit("direct", {
       id: hex(id),
-      from,
+      from: hex(inner.author),
       to: this.node.nodeIdHex,
       nick: inner.nick,
       text: inner.content.text,
@@ -181,24 +167,56 @@ export class DirectMessages {
     });
     // The author learns it arrived: once per message, by a receipt that waits in the
     // network like any message if the author is away now.
-    if (remember(this.answered, hex(id)))
-      this.publish(inner.author, { type: DirectType.Receipt, of: id.slice() }, now);
+    if (!remember(this.answered, hex(id))) return;
+    const content = { type: DirectType.Receipt, of: id.slice() } as const;
+    const receipt = sealDirect(
+      { author: this.identity, nick: this.node.nick, to: inner.author, content },
+      now,
+    );
+    if (receipt !== undefined) this.publish(receipt.frame, now);
   }
 
   /**
    * A receipt, signed by `by`: reported if it names a DIRECT of ours (its envelope is
    * signed by the one-time origin only we can derive for its id) sealed to `by`.
    */
-  private onReceipt(by: string, nick: string, of: Uint8Array, now: number): void {
+  private onReceipt(by: Uint8Array, nick: string, of: Uint8Array, now: number): void {
     const [held] = this.store.get([latin1(of, 0, of.length)]);
     if (held === undefined || floodKind(held.payload, 0) !== FloodKind.Direct) return;
     const origin = oneTimeOrigin(this.identity, of).publicKey;
     if (hex(floodOrigin(held.payload, 0)) !== hex(origin)) return;
-    const byTag = latin1(directTag(fromHex(by)), 0, DIRECT_TAG_BYTES);
+    const byTag = latin1(directTag(by), 0, DIRECT_TAG_BYTES);
     if (latin1(held.payload, floodBodyAt(0), DIRECT_TAG_BYTES) !== byTag) return;
     if (!remember(this.acknowledged, hex(of))) return;
-    this.events.emit("receipt", { of: hex(of), by, nick, receivedAt: now });
+    this.events.emit("receipt", { of: hex(of), by: hex(by), nick, receivedAt: now });
   }
+}
+
+/**
+ * Seals `text` from `author` (writing as `nick`) to the node id `to`, at `now`: the
+ * frame to flood and the message as its author sees it. Undefined if `to` has no key.
+ */
+export function sealText(
+  author: Identity,
+  nick: string,
+  to: Uint8Array,
+  text: string,
+  now: number,
+): { readonly frame: Uint8Array; readonly message: DirectMessage } | undefined {
+  const sealed = sealDirect({ author, nick, to, content: { type: DirectType.Text, text } }, now);
+  if (sealed === undefined) return undefined;
+  const message: DirectMessage = {
+    id: hex(sealed.id),
+    from: hex(author.publicKey),
+    to: hex(to),
+    nick,
+    text,
+    sentAt: now,
+    receivedAt: now,
+    own: true,
+    late: false,
+  };
+  return { frame: sealed.frame, message };
 }
 
 /** Adds `id` to a bounded set; false if it was there already. */

@@ -279,10 +279,13 @@ export class Relay {
       this.stats.duplicates++;
       return DUPLICATE;
     }
-    // An author already past its rate is refused before its signature costs us anything:
-    // a peek, which spends nothing, so a forger naming it cannot drain it, and the id is
+    // An author already past its rate is refused before its signature costs us anything
+    // (it spends no budget, so a forger cannot drain an honest author's), and the id is
     // not remembered (it was not verified). Flooding authors thus cost a lookup a frame.
-    if (whole && this.origins?.exhausted(floodLimitKey(bytes, start, end), now) === true) {
+    // The key is made once, for this check and the one after verification.
+    const limitKey =
+      whole && this.origins !== undefined ? floodLimitKey(bytes, start, end) : undefined;
+    if (limitKey !== undefined && this.origins?.exhausted(limitKey, now) === true) {
       this.stats.originLimited++;
       return ORIGIN_LIMITED;
     }
@@ -294,7 +297,7 @@ export class Relay {
     this.seen.addLookedUp(now);
     // Per author, once the signature proves who the author is (else a forger could spend
     // an honest author's budget).
-    if (this.origins !== undefined && !this.origins.allow(floodLimitKey(bytes, start, end), now)) {
+    if (limitKey !== undefined && this.origins?.allow(limitKey, now) === false) {
       this.stats.originLimited++;
       return ORIGIN_LIMITED;
     }
