@@ -13,6 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultIdentityPath, openIdentity, writeKeyFile } from "../../src/cli/identity-file.ts";
 import { ConfigError } from "../../src/errors.ts";
+import { AS_ROOT, asNobody, readableBundle } from "../helpers/as-nobody.ts";
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -128,17 +129,19 @@ test("a key this user may not read: reported as unreadable, with no advice to th
   openIdentity(path).release();
   expect(existsSync(path)).toBe(true);
   // The key is root's (mode 0600); root reads through modes, so the check runs as nobody.
-  const asRoot = process.getuid?.() === 0;
-  if (!asRoot) chmodSync(path, 0o000);
-  const script = `
+  if (!AS_ROOT) chmodSync(path, 0o000);
+  const script = await readableBundle(
+    "identity check",
+    `
     import { openIdentity } from ${JSON.stringify(join(import.meta.dir, "../../src/cli/identity-file.ts"))};
-    try { openIdentity(${JSON.stringify(path)}); console.log("opened"); }
-    catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
-  const command = ["bun", "-e", script];
-  const proc = Bun.spawn(
-    asRoot ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...command] : command,
-    { stdout: "pipe", stderr: "pipe", env: { ...process.env, HOME: dir } },
+    try { openIdentity(process.argv[2]); console.log("opened"); }
+    catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`,
   );
+  const proc = Bun.spawn(asNobody([process.execPath, script, path]), {
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, HOME: dir },
+  });
   const out = (await new Response(proc.stdout).text()).trim();
   await proc.exited;
   const result = JSON.parse(out) as { code: string; message: string };

@@ -10,6 +10,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { historyFileName } from "../../src/history/store-file.ts";
+import { AS_ROOT, asNobody, readableBundle } from "../helpers/as-nobody.ts";
 import { CliProcess, fromSource, type Launcher, listenPortOf } from "../helpers/cli.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
@@ -551,12 +552,9 @@ test("faults: a corrupt history file and an unwritable data directory exit 1 and
 
   // An unwritable data directory. Root writes through mode bits: then the peer runs as
   // nobody, with a home and identity of its own and a data directory it cannot write.
-  const asRoot = process.getuid?.() === 0;
-  const setpriv = Bun.which("setpriv");
-  if (asRoot && !setpriv)
-    throw new Error(
-      "setpriv (util-linux) is needed to run a peer as user nobody for the unwritable data directory check: install util-linux",
-    );
+  const asRoot = AS_ROOT;
+  // Run from a bundle anyone can read: nobody may not be able to read the checkout.
+  const bin = await readableBundle(join(import.meta.dir, "..", "..", "src", "bin.ts"));
   const dir = await tempDir("unwritable");
   chmodSync(dir, 0o755);
   const userHome = join(dir, "home");
@@ -565,15 +563,7 @@ test("faults: a corrupt history file and an unwritable data directory exit 1 and
   const locked = join(dir, "data");
   mkdirSync(locked, { mode: 0o755 });
   if (!asRoot) chmodSync(locked, 0o555);
-  const launcher: Launcher = asRoot
-    ? (args) => [
-        setpriv as string,
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        ...fromSource(args),
-      ]
-    : fromSource;
+  const launcher: Launcher = (args) => asNobody([process.execPath, bin, ...args]);
   const env = {
     HOME: userHome,
     XDG_CONFIG_HOME: join(userHome, "config"),

@@ -10,6 +10,7 @@ import { encodeChatBody } from "../../src/protocol/chat.ts";
 import { FloodKind } from "../../src/protocol/constants.ts";
 import { encodeFlood, signFloodFrame } from "../../src/protocol/flood.ts";
 import { identityFromSeed } from "../../src/secure/identity.ts";
+import { asNobody, readableBundle } from "../helpers/as-nobody.ts";
 
 const NOW = 1_800_000_000_000;
 const ALICE = identityFromSeed(new Uint8Array(32).fill(1));
@@ -190,18 +191,17 @@ describe("the history store", () => {
     chmodSync(dir, 0o555);
     const path = join(dir, "h.db");
     // Root writes through a directory's mode bits: then the check runs as nobody.
-    const asRoot = process.getuid?.() === 0;
-    const script = `
+    const script = await readableBundle(
+      "store check",
+      `
       import { HistoryStore } from ${JSON.stringify(join(import.meta.dir, "../../src/history/store.ts"))};
-      try { HistoryStore.open(${JSON.stringify(path)}, { keepMs: 1, maxMessages: 1 }); console.log("opened"); }
-      catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`;
-    const command = ["bun", "-e", script];
-    const proc = Bun.spawn(
-      asRoot
-        ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...command]
-        : command,
-      { stdout: "pipe", stderr: "pipe" },
+      try { HistoryStore.open(process.argv[2], { keepMs: 1, maxMessages: 1 }); console.log("opened"); }
+      catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }`,
     );
+    const proc = Bun.spawn(asNobody([process.execPath, script, path]), {
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     const out = (await new Response(proc.stdout).text()).trim();
     await proc.exited;
     const result = JSON.parse(out) as { code: string; message: string };
