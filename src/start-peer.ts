@@ -8,7 +8,7 @@ import { PinnedPeers } from "./mesh/pinned-peers.ts";
 import { type Clock, systemClock } from "./node/clock.ts";
 import type { FloodLimits } from "./node/flood-limits.ts";
 import { DEFAULT_MAX_PEERS } from "./node/handshake.ts";
-import type { ConnectOutcome } from "./node/node-events.ts";
+import type { ConnectOutcome, NeighbourInfo } from "./node/node-events.ts";
 import { PeerNode } from "./node/peer-node.ts";
 import type { WireTap } from "./node/trace.ts";
 import { PresenceTracker } from "./presence/presence-tracker.ts";
@@ -62,6 +62,24 @@ export interface HistoryConfig {
   readonly maxMessages?: number;
 }
 
+/** The reason in the BYE {@link RunningPeer.disconnect} sends: the neighbour shows it. */
+export const DISCONNECT_REASON = "dropped the link";
+
+/** Whom {@link RunningPeer.disconnect} is to drop: an address, or a neighbour's node id (hex). */
+export type DisconnectTarget = Endpoint | { readonly nodeId: string };
+
+/** What {@link RunningPeer.disconnect} did. */
+export type DisconnectOutcome =
+  /** The links to these neighbours are closing with a BYE. */
+  | {
+      readonly status: "disconnected";
+      readonly peers: readonly NeighbourInfo[];
+      /** A pinned address among them is no longer redialled. */
+      readonly unpinned: boolean;
+    }
+  /** No neighbour there; `unpinned`: the address was pinned, and is no longer redialled. */
+  | { readonly status: "not-connected"; readonly unpinned: boolean };
+
 /** A running peer: its node, its listener, its mesh and its view of who is here. */
 export interface RunningPeer {
   readonly node: PeerNode;
@@ -76,6 +94,12 @@ export interface RunningPeer {
   readonly listen: Endpoint;
   /** Dials `endpoint` and keeps it linked, like a bootstrap peer. */
   connect(endpoint: Endpoint): Promise<ConnectOutcome>;
+  /**
+   * Closes the links to a neighbour with a BYE, and stops dialling it: its address is
+   * unpinned and the mesh leaves it alone until {@link connect} asks for it again. The
+   * neighbour may still dial us.
+   */
+  disconnect(target: DisconnectTarget): DisconnectOutcome;
   /** LEAVE to the network, BYE to every neighbour, flushed; stops listening and redialling. */
   close(reason?: string): Promise<void>;
   /** Stops at once with no goodbye, as a crash would (for tests of the network's healing). */
@@ -155,7 +179,14 @@ export function startPeer(config: PeerConfig): RunningPeer {
     direct,
     store,
     listen,
-    connect: (endpoint) => pinned.add(endpoint),
+    connect: async (endpoint) => {
+      mesh.allow({ endpoint });
+      const outcome = await pinned.add(endpoint);
+      if (outcome.status === "connected" || outcome.status === "already-connected")
+        mesh.allow({ nodeId: outcome.peer.nodeId });
+      return outcome;
+    },
+    disconnect: (target) => disconnect(peerNode, pinned, mesh, target),
     close(reason = "quit") {
       closing ??= (async () => {
         stopBackground();
@@ -172,6 +203,52 @@ export function startPeer(config: PeerConfig): RunningPeer {
       history.close();
     },
   };
+}
+
+/** {@link RunningPeer.disconnect}: unpins, tells the mesh, then says BYE. */
+function disconnect(
+  node: PeerNode,
+  pinned: PinnedPeers,
+  mesh: Mesh,
+  target: DisconnectTarget,
+): DisconnectOutcome {
+  const nodeIds = new Set<string>();
+  let unpinned = false;
+  if ("nodeId" in target) {
+    nodeIds.add(target.nodeId);
+  } else {
+    const pin = pinned.unpin(target);
+    if (pin) {
+      unpinned = true;
+      if (pin.nodeId !== undefined) nodeIds.add(pin.nodeId);
+      // A dial under way may still bring the link up: it is closed as it comes.
+      void pin.dialling?.then((outcome) => {
+        if (outcome.status === "connected" || outcome.status === "already-connected") {
+          mesh.drop({ nodeId: outcome.peer.nodeId });
+          node.disconnect(outcome.peer.nodeId, { kind: "bye", reason: DISCONNECT_REASON });
+        }
+      });
+    }
+    const where = formatEndpoint(target);
+    for (const n of node.neighbours())
+      if (formatEndpoint(n.address) === where) nodeIds.add(n.nodeId);
+  }
+  // The same neighbour pinned under another name (`localhost:9000` and `127.0.0.1:9000`).
+  for (const nodeId of nodeIds) {
+    for (const endpoint of pinned.linkedTo(nodeId)) {
+      pinned.unpin(endpoint);
+      unpinned = true;
+    }
+  }
+  const peers = node.neighbours().filter((n) => nodeIds.has(n.nodeId));
+  if (!("nodeId" in target) && (unpinned || peers.length > 0)) mesh.drop({ endpoint: target });
+  for (const peer of peers) {
+    mesh.drop({ endpoint: peer.address, nodeId: peer.nodeId });
+    node.disconnect(peer.nodeId, { kind: "bye", reason: DISCONNECT_REASON });
+  }
+  return peers.length > 0
+    ? { status: "disconnected", peers, unpinned }
+    : { status: "not-connected", unpinned };
 }
 
 /** Opens the history `config` asks for: a file, or memory. */

@@ -9,11 +9,23 @@ import { floodKind } from "../protocol/flood.ts";
 import { fromHex } from "../protocol/hex.ts";
 import type { RunningPeer } from "../start-peer.ts";
 import { parseEndpoint } from "./address.ts";
-import { describePeer } from "./format.ts";
+import { disconnectCommand } from "./disconnect-command.ts";
+import { ACTION_PREFIX, describePeer } from "./format.ts";
+import type { IgnoreList } from "./ignore-list.ts";
 import { chatTexts, helpText, parseInput, partingWords } from "./input.ts";
 import { NickBook } from "./nick-book.ts";
 import type { Output } from "./output.ts";
 import { resolveRecipient } from "./recipient.ts";
+
+/** What the session asks of the screen and the settings, when there are any. */
+export interface SessionHooks {
+  /** `/ignore`: whose messages are not shown. */
+  readonly ignore?: IgnoreList;
+  /** `/clear`. */
+  readonly clear?: () => void;
+  /** A `/nick` that took: to remember it. */
+  readonly nickChanged?: (nick: string) => void;
+}
 
 /** Lines `/history` shows when not told how many. */
 export const DEFAULT_HISTORY_LINES = 50;
@@ -55,6 +67,7 @@ export class ChatSession {
     private readonly output: Output,
     private readonly quit: (reason: string) => void,
     private readonly book = new NickBook(),
+    private readonly hooks: SessionHooks = {},
   ) {
     for (const m of storedMessages(peer.store.latest(KNOWN_FROM_STORE), peer.node.nodeIdHex))
       book.see(m.origin, m.nick);
@@ -72,9 +85,9 @@ export class ChatSession {
     });
   }
 
-  /** Handles one line of input. */
-  handle(line: string): void {
-    const action = parseInput(line);
+  /** Handles one line of input; `literal` (pasted) lines are messages, never commands. */
+  handle(line: string, literal = false): void {
+    const action = parseInput(line, literal);
     const node = this.peer.node;
     switch (action.kind) {
       case "empty":
@@ -126,8 +139,10 @@ export class ChatSession {
           return;
         }
         const result = this.peer.presence.rename(action.arg);
-        if (result.ok) this.output.nick(action.arg);
-        else this.output.error("bad-input", `nick not changed: ${result.reason}`, { show: true });
+        if (result.ok) {
+          this.output.nick(action.arg);
+          this.hooks.nickChanged?.(action.arg);
+        } else this.output.error("bad-input", `nick not changed: ${result.reason}`, { show: true });
         return;
       }
       case "connect": {
@@ -190,10 +205,68 @@ export class ChatSession {
         }
         this.sendDirect(this.lastFrom, action.arg);
         return;
+      case "disconnect":
+        disconnectCommand(this.peer, this.output, this.book, action.arg);
+        return;
       case "quit":
         this.quit(partingWords(action.arg));
         return;
+      case "me":
+        if (action.arg === "") {
+          this.output.error("bad-input", "usage: /me ACTION", { show: true });
+          return;
+        }
+        this.handle(`/${ACTION_PREFIX}${action.arg}`);
+        return;
+      case "clear":
+        this.hooks.clear?.();
+        return;
+      case "ignore":
+      case "unignore":
+        this.ignore(action.name, action.arg);
+        return;
     }
+  }
+
+  /** `/ignore NAME`, `/unignore NAME`, `/ignore` (the list). */
+  private ignore(command: "ignore" | "unignore", name: string): void {
+    const list = this.hooks.ignore;
+    if (list === undefined) {
+      this.output.error("bad-input", `/${command} works at the interactive prompt only`, {
+        show: true,
+      });
+      return;
+    }
+    if (name === "") {
+      if (command === "unignore") {
+        this.output.error("bad-input", "usage: /unignore NAME", { show: true });
+        return;
+      }
+      const shown = list.list.map((id) => {
+        const nick = this.book.nickOf(id);
+        return nick === undefined ? id.slice(0, 8) : this.book.label(id, nick);
+      });
+      this.output.info(
+        shown.length === 0 ? "nobody is ignored" : `ignored (${shown.length}): ${shown.join(", ")}`,
+      );
+      return;
+    }
+    for (const e of this.peer.presence.who()) if (!e.self) this.book.see(e.nodeId, e.nick);
+    const found = resolveRecipient(this.book, name);
+    if (found.status === "refused") {
+      this.output.error("recipient", found.message.replace(/^not sent: /, ""), { show: true });
+      return;
+    }
+    const nick = this.book.nickOf(found.nodeId);
+    const who = nick === undefined ? found.nodeId.slice(0, 8) : this.book.label(found.nodeId, nick);
+    if (found.nodeId === this.peer.node.nodeIdHex) {
+      this.output.error("bad-input", "you cannot ignore yourself", { show: true });
+    } else if (command === "ignore") {
+      if (list.add(found.nodeId))
+        this.output.info(`ignoring ${who}: their messages are not shown here; /unignore to undo`);
+      else this.output.error("bad-input", "the ignore list is full", { show: true });
+    } else if (list.remove(found.nodeId)) this.output.info(`no longer ignoring ${who}`);
+    else this.output.info(`${who} was not ignored`);
   }
 
   /** Seals and sends `line` to `nodeId` (split to the text limit like a room line). */

@@ -42,8 +42,25 @@ export function formatChatLine(
   shownNick: string = sanitize(message.nick),
   at: number = message.receivedAt,
 ): string {
-  return `[${clockTime(at)}] <${shownNick}> ${sanitize(message.text)}`;
+  const action = actionOf(message.text);
+  return action === undefined
+    ? `[${clockTime(at)}] <${shownNick}> ${sanitize(message.text)}`
+    : `[${clockTime(at)}] * ${shownNick} ${sanitize(action)}`;
 }
+
+/**
+ * What an action (`/me waves`) says, or undefined for a plain message. An action is a
+ * room message whose text starts with `/me `: peers that do not know the convention
+ * show it as typed, which still reads.
+ */
+export function actionOf(text: string): string | undefined {
+  return text.startsWith(ACTION_PREFIX) && text.length > ACTION_PREFIX.length
+    ? text.slice(ACTION_PREFIX.length)
+    : undefined;
+}
+
+/** The start of an action's text. */
+export const ACTION_PREFIX = "/me ";
 
 /**
  * A direct message line, distinct from room lines: `[HH:MM:SS] *bob* → you: text` for

@@ -13,7 +13,8 @@ export const COMMANDS = {
     usage: "/who",
     summary: "everyone heard from in the last 90 s: nick, hops away, last seen",
   },
-  nick: { usage: "/nick NAME", summary: "change your display name" },
+  nick: { usage: "/nick NAME", summary: "change your display name (remembered for next time)" },
+  me: { usage: "/me ACTION", summary: "say what you are doing: * alice waves" },
   msg: {
     usage: "/msg NAME TEXT",
     summary:
@@ -28,6 +29,17 @@ export const COMMANDS = {
     usage: "/connect HOST:PORT",
     summary: "join another peer (kept linked, redialled if lost)",
   },
+  disconnect: {
+    usage: "/disconnect HOST:PORT|NAME",
+    summary: "drop the link to a neighbour and stop redialling it (it may still dial you)",
+  },
+  ignore: {
+    usage: "/ignore [NAME]",
+    summary:
+      "stop showing NAME's messages (by identity, on this screen only); alone: who is ignored",
+  },
+  unignore: { usage: "/unignore NAME", summary: "show NAME's messages again" },
+  clear: { usage: "/clear", summary: "clear the screen (also Ctrl-L to repaint it)" },
   quit: {
     usage: "/quit [WORDS]",
     summary: "leave, with parting words everyone sees (default: quit); also Ctrl-C, Ctrl-D",
@@ -43,11 +55,16 @@ export type InputAction =
   | { readonly kind: "empty" };
 
 /**
- * Interprets a line as typed: `/name args` is a command, `//text` sends `/text`,
+ * Interprets a line as typed (`literal`: pasted, so always a message): `/name args` is a command, `//text` sends `/text`,
  * anything else is chat (cleaned and split to the protocol's limits).
  */
-export function parseInput(line: string): InputAction {
+export function parseInput(line: string, literal = false): InputAction {
   const clean = line.endsWith("\r") ? line.slice(0, -1) : line;
+  if (literal) {
+    // Pasted: a message whatever it starts with.
+    const texts = chatTexts(clean);
+    return texts.length === 0 ? { kind: "empty" } : { kind: "chat", texts };
+  }
   if (clean.startsWith("/") && !clean.startsWith("//")) {
     const match = /^\/(\S*)\s*(.*)$/s.exec(clean);
     const name = (match?.[1] ?? "").toLowerCase();

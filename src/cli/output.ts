@@ -4,7 +4,9 @@ import type { NeighbourInfo, PeerDown } from "../node/node-events.ts";
 import type { PresenceChange, PresenceEntry } from "../presence/presence-tracker.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";
+import { mentions, type Painter, PLAIN } from "./colour.ts";
 import {
+  actionOf,
   clockMinutes,
   clockTime,
   columns,
@@ -17,6 +19,14 @@ import {
 } from "./format.ts";
 import { NickBook } from "./nick-book.ts";
 
+/** How human output looks on a terminal. */
+export interface HumanStyle {
+  /** Colours (nicks, mentions); none if not given. */
+  readonly painter?: Painter;
+  /** Called when a live message names the user, or a direct message arrives (the bell). */
+  readonly onMention?: () => void;
+}
+
 /** Stable codes of `error` events. */
 export type OutputErrorCode =
   | "connect-failed"
@@ -24,6 +34,8 @@ export type OutputErrorCode =
   | "bad-input"
   | "unknown-command"
   | "no-neighbours"
+  /** Every neighbour has gone quiet: this peer may be cut off from the network. */
+  | "cut-off"
   | "throttled"
   | "history"
   | "recipient";
@@ -80,13 +92,26 @@ export interface Output {
  * Human output: chat lines and `*` info lines, through `print` (stdout, or above the
  * prompt). Nicks that two identities have used are shown with a key tag (`alice#k3f9`).
  */
-export function humanOutput(print: (line: string) => void, book = new NickBook()): Output {
+export function humanOutput(
+  print: (line: string) => void,
+  book = new NickBook(),
+  style: HumanStyle = {},
+): Output {
   const info = (text: string) => print(formatInfoLine(text));
+  const paint = style.painter ?? PLAIN;
   let self = "";
+  let selfNick = "";
   const label = (who: { nodeId: string; nick: string }) => book.label(who.nodeId, who.nick);
+  /** A room line, its author's nick in the author's colour, highlighted if it names us. */
+  const chatLine = (m: ChatMessage, at?: number, live = false) => {
+    const line = formatChatLine(m, paint.nick(book.label(m.origin, m.nick), m.origin), at);
+    if (m.origin === self || !mentions(m.text, selfNick)) return line;
+    if (live) style.onMention?.();
+    return paint.mention(line);
+  };
   /** Stored messages, each with the time it was sent. */
   const stored = (messages: readonly ChatMessage[]) => {
-    for (const m of messages) print(formatChatLine(m, book.label(m.origin, m.nick), m.sentAt));
+    for (const m of messages) print(chatLine(m, m.sentAt));
   };
   let late: ChatMessage[] = [];
   let lateTimer: ReturnType<typeof setTimeout> | undefined;
@@ -111,11 +136,12 @@ export function humanOutput(print: (line: string) => void, book = new NickBook()
   return {
     ready({ nodeId, listen, nick, version }) {
       self = nodeId;
+      selfNick = nick;
       info(
         `peerchat ${version} listening on ${formatEndpoint(listen)} as ${book.label(nodeId, nick)}; /help for commands`,
       );
     },
-    message: (message) => print(formatChatLine(message, book.label(message.origin, message.nick))),
+    message: (message) => print(chatLine(message, undefined, true)),
     late(message) {
       late.push(message);
       if (lateTimer !== undefined) clearTimeout(lateTimer);
@@ -147,21 +173,45 @@ export function humanOutput(print: (line: string) => void, book = new NickBook()
     direct(m) {
       const other = m.own ? m.to : m.from;
       const nick = m.own ? book.nickOf(other) : m.nick;
-      print(formatDirectLine(m, nick === undefined ? other.slice(0, 8) : book.label(other, nick)));
+      const shown = nick === undefined ? other.slice(0, 8) : book.label(other, nick);
+      const line = formatDirectLine(m, paint.nick(shown, other));
+      if (m.own) print(line);
+      else {
+        // A direct message is for us by definition: it gets the mention's highlight and bell.
+        if (!m.late) style.onMention?.();
+        print(paint.mention(line));
+      }
     },
     receipt: (r) => info(`✓ delivered to ${book.label(r.by, r.nick)}`),
-    peerUp: (peer) => info(`connected to ${describePeer(peer, label(peer))}`),
-    peerDown: (peer) =>
-      info(
-        peer.by === "remote"
-          ? `${label(peer)} left: ${sanitize(peer.reason)}`
-          : `disconnected from ${describePeer(peer, label(peer))}: ${sanitize(peer.reason)}`,
-      ),
+    peerUp(peer) {
+      // We dialled it, or it dialled us: "connected to" only for the first.
+      if (peer.direction === "outbound") info(`connected to ${describePeer(peer, label(peer))}`);
+      else info(`${label(peer)} connected from ${formatEndpoint(peer.address)}`);
+    },
+    peerDown(peer) {
+      const reason = sanitize(peer.reason);
+      if (peer.by === "local")
+        info(`disconnected from ${describePeer(peer, label(peer))}: ${reason}`);
+      else if (peer.graceful) info(`${label(peer)} left: ${reason}`);
+      // No goodbye: a crash, a reset, a silence. Whether it is still here is presence's to say.
+      else
+        info(`lost link to ${label(peer)} (${reason === "closed" ? "connection closed" : reason})`);
+    },
     presence(change) {
       const nick = label(change);
       switch (change.event) {
         case "join":
-          info(`${nick} joined (${hopsAway(change.hops)})`);
+          info(`${nick} ${change.already ? "is here" : "joined"} (${hopsAway(change.hops)})`);
+          return;
+        case "here": {
+          const names = change.members.slice(0, 20).map((m) => label(m));
+          const more = change.members.length - names.length;
+          if (more > 0) names.push(`${more} more (/who)`);
+          info(`${change.members.length + 1} here: ${nick} (you), ${names.join(", ")}`);
+          return;
+        }
+        case "unreachable":
+          info(`${nick} is unreachable: not heard from since the link was lost`);
           return;
         case "leave":
           info(change.reason ? `${nick} left: ${sanitize(change.reason)}` : `${nick} left`);
@@ -206,7 +256,10 @@ export function humanOutput(print: (line: string) => void, book = new NickBook()
       ]);
       for (const line of columns([["NICK", "HOPS", "LAST SEEN"], ...rows])) print(`    ${line}`);
     },
-    nick: (nick) => info(`you are now ${book.label(self, nick)}`),
+    nick: (nick) => {
+      selfNick = nick;
+      info(`you are now ${book.label(self, nick)}`);
+    },
     info(text) {
       for (const line of text.split("\n")) info(line);
     },
@@ -239,6 +292,7 @@ function messageFields(m: ChatMessage) {
     receivedAt: m.receivedAt,
     hops: m.hops,
     own: m.own,
+    ...(actionOf(m.text) === undefined ? {} : { action: true }),
   };
 }
 
@@ -291,8 +345,18 @@ export function jsonOutput(write: (line: string) => void): Output {
     receipt: (r) =>
       emit({ type: "receipt", of: r.of, by: r.by, nick: r.nick, receivedAt: r.receivedAt }),
     peerUp: (p) => emit({ type: "peer-up", ...peer(p) }),
-    peerDown: (p) => emit({ type: "peer-down", ...peer(p), reason: p.reason, by: p.by }),
-    presence: (change) => emit({ type: "presence", ...change }),
+    // graceful: it said BYE (left); false: the link was lost, or closed by us.
+    peerDown: (p) =>
+      emit({ type: "peer-down", ...peer(p), reason: p.reason, by: p.by, graceful: p.graceful }),
+    presence(change) {
+      if (change.event !== "here") {
+        emit({ type: "presence", ...change });
+        return;
+      }
+      // Who was here before us: a join each, as for anyone heard of later.
+      for (const { nodeId, nick, hops, already } of change.members)
+        if (already) emit({ type: "presence", event: "join", nodeId, nick, hops, already });
+    },
     error: (code, message, extra) =>
       emit({
         type: "error",

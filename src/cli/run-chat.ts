@@ -6,17 +6,22 @@ import { DAY_MS } from "../history/store.ts";
 import { Delivery } from "../node/delivery.ts";
 import { FloodKind } from "../protocol/constants.ts";
 import { isIP } from "../protocol/ip.ts";
+import { DEFAULT_ROOM } from "../secure/room.ts";
 import { type RunningPeer, startPeer } from "../start-peer.ts";
 import { VERSION } from "../version.ts";
 import type { ChatOptions } from "./args.ts";
 import { ChatSession, reportConnect, storedMessages } from "./chat-session.ts";
+import { COLOURED, colourWanted, PLAIN } from "./colour.ts";
 import { ExitCode } from "./exit-code.ts";
 import { claimHistory, defaultDataDir, type OpenedHistory } from "./history-file.ts";
 import { defaultIdentityPath, type OpenedIdentity, openIdentity } from "./identity-file.ts";
+import { IgnoreList, withoutIgnored } from "./ignore-list.ts";
+import { COMMANDS } from "./input.ts";
 import { INPUT_HIGH_WATER_BYTES, readLines } from "./line-reader.ts";
 import { createLogger } from "./logger.ts";
 import { NickBook } from "./nick-book.ts";
 import { humanOutput, jsonOutput, type Output } from "./output.ts";
+import { defaultStateDir, type Settings, SettingsFile } from "./settings-file.ts";
 import { isTerminal, onStdoutGone, writeStderr, writeStdout } from "./stdio.ts";
 import type { Terminal } from "./terminal.ts";
 
@@ -46,23 +51,49 @@ export async function runChat(options: ChatOptions): Promise<number> {
     };
   });
   let session: ChatSession | undefined;
-  // Loaded only for a person at a terminal: readline costs a headless relay ~5 MB.
+  let peer: RunningPeer | undefined;
+  // Who is who: labels nicks on screen, and resolves `/msg NAME`.
+  const book = new NickBook();
+  // What the chat remembers between runs: the nick, whom to ignore, the lines typed.
+  const settingsFile = new SettingsFile(defaultStateDir());
+  let settings = settingsFile.load();
+  const remember = (change: Partial<Settings>) => {
+    settings = { ...settings, ...change };
+    settingsFile.save(settings);
+  };
+  const ignore = new IgnoreList(settings.ignored, (ignored) => remember({ ignored }));
+  // Loaded only for a person at a terminal.
   const terminal: Terminal | undefined = interactive
     ? new (await import("./terminal.ts")).Terminal({
-        onLine: (line) => session?.handle(line),
+        prompt: promptFor(options.room, 1),
+        onLine: (line, literal) => {
+          session?.handle(line, literal);
+          if (terminal) settingsFile.saveInputHistory(terminal.history);
+        },
         onEnd: () => requestQuit("quit"),
+        completions: {
+          commands: () => Object.keys(COMMANDS),
+          nicks: () => {
+            const here = peer?.presence.who().filter((e) => !e.self) ?? [];
+            return here.map((e) => book.label(e.nodeId, e.nick));
+          },
+        },
+        history: settingsFile.loadInputHistory(),
       })
     : undefined;
   const logger = createLogger(options.verbosity, (line) =>
     terminal ? terminal.print(line, process.stderr) : writeStderr(line),
   );
-  // Who is who: labels nicks on screen, and resolves `/msg NAME`.
-  const book = new NickBook();
-  const output: Output = options.json
-    ? jsonOutput(writeStdout)
-    : humanOutput((line) => (terminal ? terminal.print(line) : writeStdout(line)), book);
+  const output: Output = withoutIgnored(
+    options.json
+      ? jsonOutput(writeStdout)
+      : humanOutput((line) => (terminal ? terminal.print(line) : writeStdout(line)), book, {
+          painter: colourWanted(isTerminal(1)) ? COLOURED : PLAIN,
+          onMention: () => terminal?.bell(),
+        }),
+    ignore,
+  );
 
-  let peer: RunningPeer;
   let opened: OpenedIdentity | undefined;
   let history: OpenedHistory | undefined;
   try {
@@ -88,7 +119,8 @@ export async function runChat(options: ChatOptions): Promise<number> {
       logger,
       identity: opened.identity,
       room: options.room,
-      ...(options.nick ? { nick: options.nick } : {}),
+      // A --nick given now wins over the one remembered.
+      ...((options.nick ?? settings.nick) ? { nick: options.nick ?? settings.nick } : {}),
       history: {
         ...(history.status === "file" ? { path: history.path } : {}),
         keepMs: options.keepDays * DAY_MS,
@@ -103,6 +135,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
     terminal?.close();
     throw error;
   }
+  const running = peer;
   const identity = opened;
   const historyLock = history;
   // Also on a crash or process.exit: the next peer must not find a live-looking lock.
@@ -115,22 +148,31 @@ export async function runChat(options: ChatOptions): Promise<number> {
   // A neighbour that does not listen is a one-shot `peerchat send`: its message is what
   // matters, not its coming and going (JSON consumers still get both events).
   const member = (p: { listenPort: number }) => options.json || p.listenPort !== 0;
+  // A neighbour that says LEAVE is shown leaving once, not again when its link closes;
+  // until it is back (a JOIN, a new link): then the loss of that link is news again.
+  const announcedLeave = new Set<string>();
   node.events.on("peer-up", (p) => {
+    announcedLeave.delete(p.nodeId);
     if (member(p)) output.peerUp(p);
   });
-  // A neighbour that says LEAVE is shown leaving once, not again when its link closes.
-  const announcedLeave = new Set<string>();
   peer.presence.events.on("change", (change) => {
     if (change.event === "leave") {
       if (announcedLeave.size > 1000) announcedLeave.clear();
       announcedLeave.add(change.nodeId);
-    }
+    } else if (change.event === "join") announcedLeave.delete(change.nodeId);
     output.presence(change);
   });
   node.events.on("peer-down", (p) => {
     // Our own leaving closes every link; saying so for each neighbour would only confuse.
     if (options.json || (quitReason === undefined && !announcedLeave.has(p.nodeId) && member(p)))
       output.peerDown(p);
+  });
+  // Every neighbour has gone quiet on us (the mesh is already dialling others): said once,
+  // until one answers again.
+  node.events.on("cut-off", ({ silentMs }) => {
+    const seconds = Math.floor(silentMs / 1000);
+    const message = `no neighbour has answered for ${seconds} s: you may be cut off`;
+    output.error("cut-off", message, { show: true });
   });
   node.events.on("link-problem", (p) =>
     output.error("protocol", `${p.nick ?? "connection"} ${p.reason}`, { address: p.address }),
@@ -152,7 +194,23 @@ export async function runChat(options: ChatOptions): Promise<number> {
   peer.direct.events.on("direct", (m) => output.direct(m));
   peer.direct.events.on("receipt", (r) => output.receipt(r));
 
-  session = new ChatSession(peer, output, (reason) => requestQuit(reason), book);
+  session = new ChatSession(running, output, (reason) => requestQuit(reason), book, {
+    ignore,
+    clear: () => terminal?.clear(),
+    nickChanged: (nick) => remember({ nick }),
+  });
+  if (terminal) {
+    // The prompt says where the user is and how many are here.
+    const updatePrompt = () =>
+      terminal.setPrompt(promptFor(options.room, running.presence.who().length));
+    running.presence.events.on("change", updatePrompt);
+    node.events.on("peer-up", updatePrompt);
+    node.events.on("peer-down", updatePrompt);
+    const timer = setInterval(updatePrompt, PROMPT_REFRESH_MS);
+    timer.unref?.();
+    void quitRequested.then(() => clearInterval(timer));
+    updatePrompt();
+  }
   // Whoever read our output has gone (`peerchat | head -3`): leave, as a filter would.
   // Any other failure to write it (a full disk) is an error the user must hear of.
   onStdoutGone((failure) => {
@@ -168,7 +226,11 @@ export async function runChat(options: ChatOptions): Promise<number> {
   const joins = options.peers.map((endpoint) =>
     peer
       .connect(endpoint)
-      .then((outcome) => reportConnect(output, endpoint, outcome))
+      .then((outcome) => {
+        // It dialled us first: its link has had its line ("… connected from …"); a second
+        // one saying "already connected to" it would read as a duplicate link.
+        if (outcome.status !== "already-connected") reportConnect(output, endpoint, outcome);
+      })
       .catch((error) => logger.error(`joining ${endpoint.host}:${endpoint.port} failed:`, error)),
   );
 
@@ -211,13 +273,25 @@ export async function runChat(options: ChatOptions): Promise<number> {
   return exitStatus;
 }
 
+/** How often the prompt's head count is brought up to date (people time out silently). */
+const PROMPT_REFRESH_MS = 5_000;
+
+/**
+ * `[lobby · 5 here] > `: the room and how many are in it. Any room but the default is
+ * named by a secret, which must not sit on screen: it shows as `private`.
+ */
+export function promptFor(room: string, here: number): string {
+  return `[${room === DEFAULT_ROOM ? room : "private"} · ${here} here] > `;
+}
+
 /** Tells the user where their identity came from, when it is news. */
 function reportIdentity(opened: OpenedIdentity, logger: ConsolaInstance): void {
   for (const warning of opened.warnings) logger.warn(warning);
   if (opened.status === "created") logger.info(`created your identity key at ${opened.path}`);
   if (opened.status === "in-use") {
-    logger.info(
-      `your identity (${opened.path}) is in use by another peerchat (pid ${opened.pid}); this one runs with a temporary identity, and keeps its history in memory only`,
+    // A warning, shown even with --quiet: this peer is not who the user thinks it is.
+    logger.warn(
+      `your identity (${opened.path}) is in use by another peerchat (pid ${opened.pid}); this one runs with a temporary identity, and keeps its history in memory only (if pid ${opened.pid} is no peerchat, remove ${opened.path}.lock)`,
     );
   }
 }

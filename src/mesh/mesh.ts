@@ -2,7 +2,7 @@ import type { ConsolaInstance } from "consola";
 import { type Clock, systemClock, type TimerHandle } from "../node/clock.ts";
 import type { NeighbourInfo, PeerDown } from "../node/node-events.ts";
 import type { PeerNode } from "../node/peer-node.ts";
-import type { Endpoint } from "../protocol/endpoint.ts";
+import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { fromHex, hex } from "../protocol/hex.ts";
 import { encodePeers, MAX_PEERS_PER_FRAME, type PeerAddress } from "../protocol/peers.ts";
 import { AddressBook, type BookEntry } from "./address-book.ts";
@@ -27,6 +27,9 @@ export const MAX_NEIGHBOUR_REDIALS = 10;
 
 /** Lost neighbours are redialled only while this node has fewer than this × degree links. */
 export const REDIAL_CEILING_FACTOR = 2;
+
+/** Addresses and node ids the user dropped ({@link Mesh.drop}) remembered at most. */
+export const MAX_DROPPED = 1000;
 
 interface Redial {
   readonly entry: BookEntry;
@@ -67,6 +70,8 @@ export class Mesh {
   private readonly random: () => number;
   private readonly dialing = new Set<string>();
   private readonly redials = new Map<string, Redial>();
+  /** Address keys and node ids the user disconnected from: never dialled by the mesh. */
+  private readonly dropped = new Set<string>();
   private readonly unsubscribe: Array<() => void> = [];
   private tick: TimerHandle | undefined;
   private announceTimer: TimerHandle | undefined;
@@ -84,6 +89,7 @@ export class Mesh {
       node.events.on("peer-up", (peer) => this.onPeerUp(peer)),
       node.events.on("peer-down", (peer) => this.onPeerDown(peer)),
       node.events.on("peers", ({ peers }) => this.onPeers(peers)),
+      node.events.on("cut-off", () => this.onCutOff()),
     );
     this.scheduleTick();
   }
@@ -98,28 +104,85 @@ export class Mesh {
     for (const off of this.unsubscribe.splice(0)) off();
   }
 
+  /**
+   * The user disconnected from this neighbour: neither its address nor its node id is
+   * dialled by the mesh again (it may still dial us) until {@link allow}ed.
+   */
+  drop(peer: { readonly endpoint?: Endpoint; readonly nodeId?: string }): void {
+    for (const key of [peer.endpoint && formatEndpoint(peer.endpoint), peer.nodeId]) {
+      if (key === undefined) continue;
+      this.dropped.delete(key);
+      this.dropped.add(key);
+      if (this.dropped.size > MAX_DROPPED)
+        this.dropped.delete(this.dropped.values().next().value as string);
+    }
+    for (const [key, r] of this.redials) {
+      if (!this.isDropped(r.entry)) continue;
+      this.clock.clearTimeout(r.timer);
+      this.redials.delete(key);
+    }
+  }
+
+  /** The user asked for this address, or linked to this node, again: the mesh may dial it. */
+  allow(peer: { readonly endpoint?: Endpoint; readonly nodeId?: string }): void {
+    if (peer.endpoint) this.dropped.delete(formatEndpoint(peer.endpoint));
+    if (peer.nodeId !== undefined) this.dropped.delete(peer.nodeId);
+  }
+
+  private isDropped(entry: BookEntry): boolean {
+    if (this.dropped.size === 0) return false;
+    return (
+      this.dropped.has(entry.key) || (entry.nodeId !== undefined && this.dropped.has(entry.nodeId))
+    );
+  }
+
   /** Dials known addresses while this node has fewer links than its degree. */
   maintain(): void {
     if (this.stopped || this.degree === 0) return;
     let need = this.degree - this.node.neighbourCount - this.dialing.size;
     if (need <= 0 || this.node.connectionCount >= this.options.maxPeers) return;
-    const isPinned = this.options.isPinned;
-    const candidates = this.book.candidates(
-      (e) =>
-        !this.dialing.has(e.key) &&
-        !this.redials.has(e.key) &&
-        !(
-          e.nodeId !== undefined &&
-          (e.nodeId === this.node.nodeIdHex || this.node.isNeighbour(e.nodeId))
-        ) &&
-        !isPinned?.(e.endpoint),
-    );
+    const candidates = this.book.candidates((e) => this.dialable(e));
     for (const entry of candidates) {
       if (need-- <= 0) break;
-      void this.dial(entry).catch((error) =>
-        this.options.logger.error(`mesh: dialling ${entry.key} failed:`, error),
-      );
+      this.dialInBackground(entry);
     }
+  }
+
+  /**
+   * No neighbour answers (the node's `cut-off`): they may all be across a partition, and
+   * count as links until their silence reaches 30 s. Up to `degree` other known
+   * addresses are dialled now, as if this node had no link, so that peers on this side
+   * of the split are found before the silent links are given up.
+   */
+  private onCutOff(): void {
+    if (this.stopped || this.degree === 0) return;
+    const room = this.options.maxPeers - this.node.connectionCount;
+    const candidates = this.book.candidates((e) => this.dialable(e));
+    const chosen = candidates.slice(0, Math.max(0, Math.min(this.degree, room)));
+    this.options.logger.debug(
+      `mesh: no neighbour answers; dialling ${chosen.length} other known address(es)`,
+    );
+    for (const entry of chosen) this.dialInBackground(entry);
+  }
+
+  /** An address the mesh may dial now: not under way, not ours, not a neighbour's, not the user's. */
+  private dialable(e: BookEntry): boolean {
+    return (
+      !this.dialing.has(e.key) &&
+      !this.redials.has(e.key) &&
+      !this.isDropped(e) &&
+      !(
+        e.nodeId !== undefined &&
+        (e.nodeId === this.node.nodeIdHex || this.node.isNeighbour(e.nodeId))
+      ) &&
+      !this.options.isPinned?.(e.endpoint)
+    );
+  }
+
+  private dialInBackground(entry: BookEntry): void {
+    void this.dial(entry).catch((error) =>
+      this.options.logger.error(`mesh: dialling ${entry.key} failed:`, error),
+    );
   }
 
   private async dial(entry: BookEntry): Promise<void> {
@@ -160,7 +223,8 @@ export class Mesh {
       const entry = this.book.learn(peer.address, peer.nodeId, false);
       this.book.failed(entry);
       // Gone without a goodbye: probably coming back (a restart, a healed partition).
-      if (!peer.graceful && !this.options.isPinned?.(peer.address)) this.scheduleRedial(entry);
+      if (!peer.graceful && !this.options.isPinned?.(peer.address) && !this.isDropped(entry))
+        this.scheduleRedial(entry);
     }
     this.scheduleAnnounce();
     this.maintain();
@@ -208,6 +272,10 @@ export class Mesh {
     r.timer = undefined;
     const { entry } = r;
     if (this.stopped || this.redials.get(entry.key) !== r) return;
+    if (this.isDropped(entry)) {
+      this.redials.delete(entry.key);
+      return;
+    }
     if (entry.nodeId !== undefined && this.node.isNeighbour(entry.nodeId)) {
       this.redials.delete(entry.key);
       return;

@@ -70,3 +70,27 @@ export function reportClose(link: ClosedLink, info: ConnectionClosed): CloseRepo
   const text = `connection ${where} closed before the handshake: ${reason}`;
   return { reason, log: { level, text } };
 }
+
+/**
+ * Whether the `peer-down` of a neighbour's link that just closed waits for the
+ * handshakes under way from the same host (`handshakesFromHost` of them). A link closed
+ * by the remote without a word (no BYE, no ERROR: a FIN) while another connection from
+ * that host is still in its handshake is most likely the losing half of a duplicate pair
+ * (docs/PROTOCOL.md §3): the remote chose the new link and closed this one before the
+ * new one's HELLO reached us. Reported at once, the neighbour would seem to leave and
+ * connect again; held, it is either taken over by the new link (no news) or reported
+ * when those handshakes have ended without it (moments later, 5 s at the most).
+ */
+export function holdsPeerDown(
+  link: ClosedLink,
+  info: ConnectionClosed,
+  handshakesFromHost: number,
+): boolean {
+  return (
+    link.established &&
+    link.remoteReason === undefined &&
+    info.by === "remote" &&
+    info.code === undefined &&
+    handshakesFromHost > 0
+  );
+}

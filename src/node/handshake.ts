@@ -11,7 +11,10 @@ import { describeFarewell } from "./farewell.ts";
 /** A peer must send its HELLO within this long of the connection opening. */
 export const HANDSHAKE_TIMEOUT_MS = 5000;
 
-/** Inbound connections that may be mid-handshake at once; more are refused at once. */
+/**
+ * Inbound connections that may be mid-handshake at once, shared fairly between source
+ * addresses ({@link admit}); more are turned away at once.
+ */
 export const DEFAULT_MAX_PENDING_HANDSHAKES = 32;
 
 /** Default cap on connections (inbound and outbound, handshaking included). */
@@ -37,6 +40,10 @@ export interface Admission {
   readonly links: number;
   /** Inbound connections still in their handshake. */
   readonly pendingInbound: number;
+  /** Of those, how many come from the newcomer's source (its address group: `sourceGroup`). */
+  readonly pendingFromSource: number;
+  /** The most that any one source holds. */
+  readonly pendingFromHeaviest: number;
   readonly maxPeers: number;
   readonly maxPendingHandshakes: number;
 }
@@ -44,6 +51,11 @@ export interface Admission {
 /** Whether a new connection may start its handshake, and if not, how it is turned away. */
 export type AdmissionVerdict =
   | { readonly action: "accept" }
+  /**
+   * Take it, in the place of the oldest handshake pending from the source that holds the
+   * most, closed with `close`: the places are full, and that source holds more than its share.
+   */
+  | { readonly action: "evict"; readonly close: CloseRequest; readonly reason: string }
   | {
       readonly action: "refuse";
       readonly close: CloseRequest;
@@ -55,21 +67,37 @@ export type AdmissionVerdict =
 
 const ACCEPT: AdmissionVerdict = Object.freeze({ action: "accept" });
 
-/** Decides whether a new connection is taken on (docs/PROTOCOL.md §7). */
+/**
+ * Decides whether a new connection is taken on (docs/PROTOCOL.md §7). Handshake places
+ * are shared fairly between sources: when they are all taken, a newcomer whose source
+ * holds at least two fewer than the heaviest source takes the place of that source's
+ * oldest handshake (so a flood from a few addresses cannot keep anyone else out);
+ * otherwise it is turned away at once, before any cryptography or buffering.
+ */
 export function admit(a: Admission): AdmissionVerdict {
-  if (a.direction === "inbound" && !a.closing && a.pendingInbound >= a.maxPendingHandshakes) {
-    // A connection storm: refuse at once, before any cryptography or buffering, so the
-    // neighbours we have keep being served. Real peers retry with back-off.
-    const reason = `${a.maxPendingHandshakes} handshakes pending`;
-    return refuse({ kind: "quiet", reason: "too many pending handshakes" }, reason, false);
-  }
   if (a.closing)
     return refuse(
       { kind: "quiet", reason: "peer is shutting down" },
       "peer is shutting down",
       false,
     );
-  if (a.links < a.maxPeers) return ACCEPT;
+  let evict = false;
+  if (a.direction === "inbound" && a.pendingInbound >= a.maxPendingHandshakes) {
+    // Two fewer, not one: taking a place from a source one ahead only swaps the two, and
+    // a flood from many addresses would then churn the places without end.
+    evict = a.pendingFromHeaviest >= a.pendingFromSource + 2;
+    if (!evict) {
+      // A connection storm: the neighbours we have keep being served. Real peers retry.
+      const reason = `${a.maxPendingHandshakes} handshakes pending`;
+      return refuse({ kind: "quiet", reason: "too many pending handshakes" }, reason, false);
+    }
+  }
+  // An eviction frees a connection as well as a handshake place.
+  if (a.links - (evict ? 1 : 0) < a.maxPeers) {
+    if (!evict) return ACCEPT;
+    const reason = "its address holds more pending handshakes than its share";
+    return { action: "evict", close: { kind: "quiet", reason }, reason };
+  }
   const reason = `at the connection cap (${a.maxPeers})`;
   if (a.direction === "outbound") return refuse({ kind: "quiet", reason }, reason, false);
   // Only a full listener says so on the wire: it is the one case the dialler can act on.

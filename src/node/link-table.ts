@@ -5,6 +5,17 @@ import type { Link } from "./link.ts";
 import { linkEnd, neighbourInfo } from "./link.ts";
 import type { NeighbourInfo } from "./node-events.ts";
 
+/** Inbound handshakes pending, as admission counts them. */
+export interface PendingHandshakes {
+  readonly total: number;
+  /** From the source asked about. */
+  readonly fromSource: number;
+  /** From the source holding the most. */
+  readonly heaviest: number;
+  /** That source's oldest pending handshake. */
+  readonly oldestOfHeaviest: Link | undefined;
+}
+
 /** Every open connection, and the established ones by neighbour: at most one each. */
 export class LinkTable {
   /** Every open connection, handshaking or established, oldest first. */
@@ -55,12 +66,34 @@ export class LinkTable {
     return [...this.byKey.values()].map(neighbourInfo);
   }
 
-  /** Inbound connections still in their handshake. */
-  pendingInbound(): number {
-    let n = 0;
-    for (const link of this.all)
-      if (link.state === "handshaking" && link.conn.direction === "inbound") n++;
-    return n;
+  /**
+   * Inbound connections still in their handshake (closing ones no longer count): how
+   * many in all, how many from `source` (an address group: `sourceGroup`), and the
+   * source holding the most, with its oldest.
+   */
+  pendingInbound(source: string): PendingHandshakes {
+    // Links are kept in the order they came: a source's first is its oldest.
+    const bySource = new Map<string, { count: number; oldest: Link }>();
+    let total = 0;
+    let heaviest: { count: number; oldest: Link } | undefined;
+    for (const link of this.all) {
+      if (link.state !== "handshaking" || link.conn.direction !== "inbound" || link.conn.closed)
+        continue;
+      total++;
+      let entry = bySource.get(link.source);
+      if (entry === undefined) {
+        entry = { count: 0, oldest: link };
+        bySource.set(link.source, entry);
+      }
+      entry.count++;
+      if (heaviest === undefined || entry.count > heaviest.count) heaviest = entry;
+    }
+    return {
+      total,
+      fromSource: bySource.get(source)?.count ?? 0,
+      heaviest: heaviest?.count ?? 0,
+      oldestOfHeaviest: heaviest?.oldest,
+    };
   }
 
   /**

@@ -1,6 +1,7 @@
 import type { Connection } from "../link/connection.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import type { Hello } from "../protocol/hello.ts";
+import { sourceGroup } from "../protocol/ip.ts";
 import type { GuardState } from "./abuse-guard.ts";
 import type { TimerHandle } from "./clock.ts";
 import { type FlowState, newFlow } from "./flow-control.ts";
@@ -17,6 +18,8 @@ export interface PendingDial {
 /** The node's record of one connection, handshaking or established; each part keeps its own state in it. */
 export interface Link {
   readonly conn: Connection;
+  /** The remote's address group (`sourceGroup`): how handshake places are shared. */
+  readonly source: string;
   state: "handshaking" | "established" | "closed";
   hello: Hello | undefined;
   /** Hex node id, once the HELLO is in. */
@@ -47,6 +50,7 @@ export function newLink(
 ): Link {
   return {
     conn,
+    source: sourceGroup(conn.remote.host),
     state: "handshaking",
     hello: undefined,
     key: undefined,

@@ -37,6 +37,14 @@ export interface LinkProblem {
   readonly nick?: string;
 }
 
+/** No neighbour has answered for a while: this node may be cut off from the network. */
+export interface CutOff {
+  /** Neighbours it still counts (none of them answering). */
+  readonly neighbours: number;
+  /** How long the one that went quiet last has not answered, in milliseconds. */
+  readonly silentMs: number;
+}
+
 /** Events of a {@link PeerNode}. */
 export interface NodeEvents {
   "peer-up": NeighbourInfo;
@@ -47,6 +55,11 @@ export interface NodeEvents {
   "link-problem": LinkProblem;
   /** A neighbour told us about peers it is linked to. */
   peers: { readonly from: NeighbourInfo; readonly peers: readonly PeerAddress[] };
+  /**
+   * Every neighbour has been sent something and answered nothing for 8 s (liveness.ts,
+   * `UNANSWERED_AFTER_MS`): once, until one answers again or a new link comes up.
+   */
+  "cut-off": CutOff;
 }
 
 /** Outcome of {@link PeerNode.connect}. */

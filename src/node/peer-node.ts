@@ -12,11 +12,12 @@ import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { FLOOD_PAYLOAD_OFFSET, floodHops, floodKind, forwardFlood } from "../protocol/flood.ts";
 import type { Frame } from "../protocol/frame-decoder.ts";
 import { hex } from "../protocol/hex.ts";
+import { sourceGroup } from "../protocol/ip.ts";
 import { decodePeers } from "../protocol/peers.ts";
 import { generateIdentity } from "../secure/identity.ts";
 import { AbuseGuard } from "./abuse-guard.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { closedLink, reportClose } from "./close-report.ts";
+import { closedLink, holdsPeerDown, reportClose } from "./close-report.ts";
 import { Delivery } from "./delivery.ts";
 import { Emitter } from "./emitter.ts";
 import { describeFarewell } from "./farewell.ts";
@@ -24,10 +25,24 @@ import { DEFAULT_FLOOD_LIMITS } from "./flood-limits.ts";
 import { FlowControl, type ReadingChange } from "./flow-control.ts";
 import * as handshake from "./handshake.ts";
 import { Heartbeat } from "./heartbeat.ts";
-import { type Link, linkEnd, neighbourInfo, newLink, type PendingDial } from "./link.ts";
+import { KnockLog } from "./knock-log.ts";
+import {
+  type Link,
+  linkAddress,
+  linkEnd,
+  neighbourInfo,
+  newLink,
+  type PendingDial,
+} from "./link.ts";
 import { LinkTable } from "./link-table.ts";
 import * as liveness from "./liveness.ts";
-import type { ConnectOutcome, NeighbourInfo, NodeEvents, SendOutcome } from "./node-events.ts";
+import type {
+  ConnectOutcome,
+  NeighbourInfo,
+  NodeEvents,
+  PeerDown,
+  SendOutcome,
+} from "./node-events.ts";
 import { type NodeConfig, nodeConfig, type PeerNodeOptions } from "./node-options.ts";
 import { Outbox } from "./outbox.ts";
 import { type HistoryWindow, Relay, type RelayOutcome, type RelayStats } from "./relay.ts";
@@ -56,6 +71,13 @@ export class PeerNode {
   private readonly trace: NodeTrace;
   private readonly outbox: Outbox;
   private readonly links = new LinkTable();
+  private readonly knocks = new KnockLog();
+  /**
+   * Neighbours whose link the remote closed while another connection from its host was
+   * in its handshake: their `peer-down` waits for it (see {@link holdsPeerDown}).
+   */
+  private readonly held = new Map<string, { down: PeerDown; host: string }>();
+  private readonly cutOff: liveness.CutOffState = { reported: false };
   private closing = false;
   private readonly handlers = new Map<number, (from: string, frame: Frame) => void>();
 
@@ -184,11 +206,15 @@ export class PeerNode {
     let link: Link | undefined;
     const finalFrame = (frame: Uint8Array) => this.trace.frameOut(link, conn, frame);
     const handlerError = (error: unknown) => this.log.error("closing a connection failed:", error);
+    const source = sourceGroup(conn.remote.host);
+    const pending = this.links.pendingInbound(source);
     const verdict = handshake.admit({
       direction: conn.direction,
       closing: this.closing,
       links: this.links.size,
-      pendingInbound: this.links.pendingInbound(),
+      pendingInbound: pending.total,
+      pendingFromSource: pending.fromSource,
+      pendingFromHeaviest: pending.heaviest,
       ...this.config,
     });
     if (verdict.action === "refuse") {
@@ -198,6 +224,12 @@ export class PeerNode {
       this.log[level](`refusing ${formatEndpoint(conn.remote)}: ${verdict.reason}`);
       dial?.resolve({ status: "failed", reason: verdict.reason });
       return;
+    }
+    const evicted = pending.oldestOfHeaviest;
+    if (verdict.action === "evict" && evicted) {
+      const from = formatEndpoint(evicted.conn.remote);
+      this.log.debug(`${from} makes way for ${formatEndpoint(conn.remote)}: ${verdict.reason}`);
+      evicted.conn.close(verdict.close);
     }
     const now = this.clock.now();
     const self = newLink(conn, dial, this.guard.track(now), now);
@@ -251,6 +283,7 @@ export class PeerNode {
     if (this.closing) return;
     this.closing = true;
     this.heartbeat.stop();
+    this.held.clear();
     await this.links.closeAll(reason, this.clock, CLOSE_FLUSH_TIMEOUT_MS);
   }
 
@@ -258,6 +291,7 @@ export class PeerNode {
   abort(): void {
     this.closing = true;
     this.heartbeat.stop();
+    this.held.clear();
     for (const link of [...this.links.all]) link.conn.abort();
   }
 
@@ -279,7 +313,8 @@ export class PeerNode {
         this.onFlood(link, frame);
         return;
       case FrameType.Ping:
-        this.send(link, encodePong(decodeNonce(frame.payload, "PING")));
+        if (this.send(link, encodePong(decodeNonce(frame.payload, "PING"))))
+          liveness.controlSent(link.liveness);
         return;
       case FrameType.Pong:
         liveness.ponged(link.liveness, decodeNonce(frame.payload, "PONG"), this.clock.now());
@@ -321,10 +356,15 @@ export class PeerNode {
     link.timer = undefined;
     link.hello = step.hello;
     link.key = step.key;
-    if (step.action === "duplicate") this.resolveDuplicate(link, step.keep);
-    else if (step.action === "establish") this.establish(link);
-    else link.conn.close(step.close); // barred, or ourselves
-    if (step.action === "self") this.resolveDial(link, { status: "self" });
+    if (step.action === "duplicate" || step.action === "establish") {
+      if (step.action === "duplicate") this.resolveDuplicate(link, step.keep);
+      else this.establish(link);
+      this.releaseHeld();
+    } else {
+      // Ourselves: the dial must hear so before the close, which reports a failure.
+      if (step.action === "self") this.resolveDial(link, { status: "self" });
+      link.conn.close(step.close); // barred, or ourselves
+    }
   }
 
   /** Two links to one node: keep the one the handshake chose, close the other quietly. */
@@ -349,14 +389,43 @@ export class PeerNode {
   private establish(link: Link): void {
     link.state = "established";
     link.since = this.clock.now();
-    liveness.livenessFrom(link.liveness, link.conn.stats.framesIn, link.since);
+    const { framesIn, framesOut } = link.conn.stats;
+    liveness.livenessFrom(link.liveness, framesIn, link.since, framesOut);
     // A first PING at once, so the link's round-trip time is known from the start.
     this.ping(link);
     this.links.setNeighbour(link);
+    const held = this.held.get(link.key as string);
+    if (held) {
+      // The new half of a duplicate pair whose old half the remote closed first: the
+      // neighbour moved links and never left (no peer-down, so no peer-up either).
+      this.held.delete(link.key as string);
+      link.since = held.down.since;
+    }
     const peer = neighbourInfo(link);
-    this.log.debug(`linked to ${peer.nick} (${formatEndpoint(peer.address)}, ${peer.direction})`);
-    this.events.emit("peer-up", peer);
+    const moved = held ? ", in place of its closed link" : "";
+    this.log.debug(
+      `linked to ${peer.nick} (${formatEndpoint(peer.address)}, ${peer.direction}${moved})`,
+    );
+    if (!held) this.events.emit("peer-up", peer);
     this.resolveDial(link, { status: "connected", peer });
+  }
+
+  /** Handshakes under way (not a duplicate already dropped) from this host. */
+  private handshakesFrom(host: string): number {
+    let n = 0;
+    for (const link of this.links.all) {
+      if (link.state === "handshaking" && !link.superseded && linkAddress(link).host === host) n++;
+    }
+    return n;
+  }
+
+  /** Reports the held peer-downs whose host has no handshake left that could take them over. */
+  private releaseHeld(): void {
+    for (const [key, { down, host }] of this.held) {
+      if (this.handshakesFrom(host) > 0) continue;
+      this.held.delete(key);
+      this.events.emit("peer-down", down);
+    }
   }
 
   private resolveDial(link: Link, outcome: ConnectOutcome): void {
@@ -421,29 +490,60 @@ export class PeerNode {
   }
 
   private onClose(link: Link, info: ConnectionClosed): void {
+    const now = this.clock.now();
     this.clock.clearTimeout(link.timer);
+    const handshaking = link.state === "handshaking" && !link.superseded;
     const established = link.state === "established" && !link.superseded;
     link.state = "closed";
     this.links.remove(link);
     this.applyReading(this.flow.cleared(link, this.links.all));
-    const report = reportClose(closedLink(link, established), info);
-    if (report.log) this.log[report.log.level](report.log.text);
+    const closed = closedLink(link, established);
+    const report = reportClose(closed, info);
+    if (report.log) {
+      // A stranger that keeps failing the handshake (another room's pin, a scanner):
+      // one line per address a while, the rest in the verbose log.
+      const knock = link.conn.direction === "inbound" && link.hello === undefined;
+      const quiet =
+        knock && report.log.level === "info" && !this.knocks.first(link.conn.remote.host, now);
+      this.log[quiet ? "debug" : report.log.level](report.log.text);
+    }
     if (info.code === WireErrorCode.Internal && info.error) this.log.debug(info.error);
     if (report.problem) this.events.emit("link-problem", report.problem);
     this.resolveDial(link, { status: "failed", reason: report.reason, stage: "handshake" });
-    if (report.peerDown) this.events.emit("peer-down", report.peerDown);
+    if (report.peerDown) {
+      const host = report.peerDown.address.host;
+      if (!this.closing && holdsPeerDown(closed, info, this.handshakesFrom(host))) {
+        this.log.debug(`${label(link)} closed; a handshake from ${host} may take its place`);
+        this.held.set(report.peerDown.nodeId, { down: report.peerDown, host });
+      } else this.events.emit("peer-down", report.peerDown);
+    }
+    if (handshaking) this.releaseHeld();
     for (const resolve of link.closeWaiters) resolve();
   }
 
-  /** The heartbeat: flow control's stall check, then each neighbour's liveness. */
+  /**
+   * The heartbeat: flow control's stall check, then each neighbour's liveness, then
+   * whether any neighbour still answers.
+   */
   private tick(): void {
     const now = this.clock.now();
     this.applyReading(this.flow.tick(this.links.all, (link) => link.conn.bytesSent, now));
+    let unanswered = 0;
+    let silentMs = Number.POSITIVE_INFINITY;
     for (const link of this.links.neighbours()) {
-      const check = liveness.check(link.liveness, link.conn.stats.framesIn, link.flow.paused, now);
+      const { framesIn, framesOut } = link.conn.stats;
+      const state = link.liveness;
+      const check = liveness.check(state, framesIn, link.flow.paused, now, framesOut);
       if (check.action === "ping") this.ping(link);
       else if (check.action === "dead") this.closeDead(link, check.reason);
+      if (check.action !== "dead" && liveness.unanswered(state, now)) {
+        unanswered++;
+        silentMs = Math.min(silentMs, now - (state.waitingSince as number));
+      }
     }
+    const neighbours = this.links.neighbourCount;
+    if (liveness.cutOff(this.cutOff, neighbours, unanswered))
+      this.events.emit("cut-off", { neighbours, silentMs });
   }
 
   /** Silent for too long: gone, as if it had left (it may be frozen or unplugged). */
@@ -455,7 +555,7 @@ export class PeerNode {
   private ping(link: Link): void {
     const nonce = crypto.getRandomValues(new BigUint64Array(1))[0] as bigint;
     liveness.pinged(link.liveness, nonce, this.clock.now());
-    this.send(link, encodePing(nonce));
+    if (this.send(link, encodePing(nonce))) liveness.controlSent(link.liveness);
   }
 
   /** Sends one frame on a link; false if the link is closing or its reader is too slow. */

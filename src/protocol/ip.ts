@@ -38,3 +38,32 @@ export function isIPv6(text: string): boolean {
 export function isIP(text: string): boolean {
   return isIPv4(text) || isIPv6(text);
 }
+
+/**
+ * The group a connection's source address counts in when handshake places are shared
+ * between sources (docs/PROTOCOL.md §7): an IPv4 address is its own group (an
+ * IPv4-mapped IPv6 address counts as its IPv4 address); an IPv6 address counts by its
+ * /64, the block one subscriber is commonly given, so that one host does not get a
+ * share per address of its block. Anything else (a test's name for a stream) is its own.
+ */
+export function sourceGroup(host: string): string {
+  const bare = host.split("%")[0] as string; // a zone (fe80::1%eth0) is not part of it
+  if (isIPv4(bare)) return bare;
+  if (!isIPv6(bare)) return host;
+  const mapped = /^::ffff:([\d.]+)$/i.exec(bare)?.[1];
+  if (mapped !== undefined) return mapped;
+  return `${ipv6Groups(bare).slice(0, 4).join(":")}::/64`;
+}
+
+/** The eight groups of a valid IPv6 literal, in lower-case hex without leading zeros. */
+function ipv6Groups(text: string): string[] {
+  const halves = text.split("::");
+  const parse = (part: string | undefined) => (part ? part.split(":") : []);
+  const head = parse(halves[0]);
+  const tail = parse(halves[1]);
+  // An embedded IPv4 address stands for two groups; its value does not matter here.
+  const width = (groups: string[]) => groups.reduce((n, g) => n + (g.includes(".") ? 2 : 1), 0);
+  const zeros = halves.length === 2 ? 8 - width(head) - width(tail) : 0;
+  const groups = [...head, ...Array<string>(zeros).fill("0"), ...tail];
+  return groups.map((g) => (g.includes(".") ? g : Number.parseInt(g, 16).toString(16)));
+}

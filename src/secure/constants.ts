@@ -18,8 +18,20 @@ export const STATIC_KEY_SIGNATURE_PREFIX = new TextEncoder().encode("peerchat-no
 /** Bytes of the big-endian length before each Noise message. */
 export const NOISE_LENGTH_BYTES = 2;
 
-/** What a user is told when the other side does not complete the handshake. */
+/**
+ * What a dialler reports when the listener reset the connection without a byte in
+ * answer: what another room's listener does (docs/PROTOCOL.md §2a, "Another room").
+ */
 export const HANDSHAKE_REFUSED_REASON = "different room or not a peerchat peer";
+
+/**
+ * What a dialler reports when the listener ended the connection (FIN) without a byte in
+ * answer: it turned the connection away before its handshake (docs/PROTOCOL.md §2a,
+ * "Turned away"), as a peer whose handshake places are taken does. Never another room:
+ * that is a reset.
+ */
+export const HANDSHAKE_TURNED_AWAY_REASON =
+  "closed without an answer: the peer is busy or shutting down, or not a peerchat peer";
 
 /** Message 1 of XXpsk0 with its empty payload: `e` (32 bytes) and a 16-byte tag. */
 export const FIRST_MESSAGE_BYTES = 48;
@@ -38,3 +50,10 @@ export const REFUSAL_WAIT_MS = 5000;
 
 /** Refused connections a peer holds open at once, waiting for message 1 to answer. */
 export const MAX_WAITING_REFUSALS = 32;
+
+/**
+ * Connections turned away before a byte that a peer holds open at once, half-closed,
+ * until the dialler closes its end too (at most `CLOSE_FLUSH_TIMEOUT_MS`): past it, a
+ * storm's extra connections are reset at once, and cost no descriptor.
+ */
+export const MAX_TURNING_AWAY = 128;

@@ -7,7 +7,14 @@ import { DHLEN_BYTES, TAG_BYTES } from "../noise/constants.ts";
 import { FRAME_HEADER_BYTES, FrameType } from "../protocol/constants.ts";
 import { decodeError } from "../protocol/control.ts";
 import type { SecureChannelOptions } from "./channel-options.ts";
-import { MAX_HANDSHAKE_MESSAGE_BYTES, MAX_WAITING_REFUSALS, REFUSAL_WAIT_MS } from "./constants.ts";
+import {
+  HANDSHAKE_REFUSED_REASON,
+  HANDSHAKE_TURNED_AWAY_REASON,
+  MAX_HANDSHAKE_MESSAGE_BYTES,
+  MAX_TURNING_AWAY,
+  MAX_WAITING_REFUSALS,
+  REFUSAL_WAIT_MS,
+} from "./constants.ts";
 
 /** Message 2 around its payload: `e`, the encrypted `s` and the payload's tag. */
 const MESSAGE_2_OVERHEAD_BYTES = DHLEN_BYTES + (DHLEN_BYTES + TAG_BYTES) + TAG_BYTES;
@@ -19,7 +26,7 @@ export type SecondPayload =
   | { readonly kind: "malformed" };
 
 /** The frame's u32 length says exactly `bytes.length` and its type is ERROR. */
-function wholeErrorFrame(bytes: Uint8Array): boolean {
+export function wholeErrorFrame(bytes: Uint8Array): boolean {
   if (bytes.length <= FRAME_HEADER_BYTES) return false;
   const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0);
   return (
@@ -78,8 +85,44 @@ export function leadingError(plain: Uint8Array): Uint8Array | undefined {
   return length > 0 && end <= plain.length ? plain.slice(0, end) : undefined;
 }
 
-// Refused connections held open until message 1 arrives, per peer (its channel options).
-const waiting = new WeakMap<SecureChannelOptions, number>();
+/**
+ * What the dialler reports when the listener closed the connection during the
+ * handshake (docs/PROTOCOL.md §2a): with not a byte in answer, a reset is what another
+ * room gets, and a FIN what a busy listener turning it away sends; once the listener
+ * has answered, neither is about the room.
+ */
+export function unansweredReason(answered: boolean, reset: boolean): string {
+  if (answered) return "closed during the handshake";
+  return reset ? HANDSHAKE_REFUSED_REASON : HANDSHAKE_TURNED_AWAY_REASON;
+}
+
+/** A bounded number of places for each peer (keyed by its channel options). */
+class Places {
+  private readonly taken = new WeakMap<SecureChannelOptions, number>();
+
+  constructor(readonly max: number) {}
+
+  /** Takes a place; false when all are taken. */
+  take(options: SecureChannelOptions): boolean {
+    const n = this.taken.get(options) ?? 0;
+    if (n >= this.max) return false;
+    this.taken.set(options, n + 1);
+    return true;
+  }
+
+  /** Gives a place back. */
+  give(options: SecureChannelOptions): void {
+    const n = this.taken.get(options) ?? 0;
+    if (n <= 1) this.taken.delete(options);
+    else this.taken.set(options, n - 1);
+  }
+}
+
+// Refused connections held open until message 1 arrives, per peer.
+const waiting = new Places(MAX_WAITING_REFUSALS);
+
+/** Connections turned away without a byte, held half-closed until the dialler closes, per peer. */
+export const turningAway = new Places(MAX_TURNING_AWAY);
 
 /**
  * A responder's wait for message 1, to answer it with a refusal: one of the peer's
@@ -101,17 +144,14 @@ export class RefusalWait {
 
   /**
    * Takes a place and arms the deadline; undefined when every place is taken (the
-   * connection is then closed at once, without a byte: a storm against a full peer holds
-   * no more connections open than that).
+   * connection is then turned away at once, without a byte: a storm against a full peer
+   * holds no more connections open than that).
    */
   static hold(
     options: SecureChannelOptions,
     onDeadline: (reason: string) => void,
   ): RefusalWait | undefined {
-    const n = waiting.get(options) ?? 0;
-    if (n >= MAX_WAITING_REFUSALS) return undefined;
-    waiting.set(options, n + 1);
-    return new RefusalWait(options, onDeadline);
+    return waiting.take(options) ? new RefusalWait(options, onDeadline) : undefined;
   }
 
   /** Message 1 came (or the connection went): the deadline no longer applies. */
@@ -124,8 +164,6 @@ export class RefusalWait {
     clearTimeout(this.timer);
     if (!this.held) return;
     this.held = false;
-    const n = waiting.get(this.options) ?? 0;
-    if (n <= 1) waiting.delete(this.options);
-    else waiting.set(this.options, n - 1);
+    waiting.give(this.options);
   }
 }

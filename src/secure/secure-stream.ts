@@ -9,8 +9,15 @@ import type {
 } from "../transport/byte-stream.ts";
 import { FINAL_FRAME_RESERVE_BYTES, MAX_PENDING_BYTES } from "../transport/limits.ts";
 import type { FixedEphemeral, SecureChannelOptions } from "./channel-options.ts";
-import { HANDSHAKE_REFUSED_REASON } from "./constants.ts";
-import { fitsMessage2, leadingError, RefusalWait, refusalReason } from "./handshake-refusal.ts";
+import {
+  fitsMessage2,
+  leadingError,
+  RefusalWait,
+  refusalReason,
+  turningAway,
+  unansweredReason,
+  wholeErrorFrame,
+} from "./handshake-refusal.ts";
 import {
   NoiseMessageReader,
   type NoiseMessageSink,
@@ -42,6 +49,11 @@ const EMPTY = new Uint8Array(0);
  * remote's HELLO before the confirmation leaves, so that its answer, a refusal included,
  * travels in the confirmation. Either way the refused side's node gets the ERROR as its
  * first frame, in place of the remote's HELLO, and the link never comes up.
+ *
+ * A responder whose node ends the stream before this side has sent a byte, with no
+ * ERROR to carry (it is busy or shutting down), turns the connection away with a FIN and
+ * no byte; failures of the handshake itself are resets. The dialler tells the two apart
+ * (docs/PROTOCOL.md §2a, "Turned away").
  *
  * Failures (wrong room, tampering, a bad signature) close the link; the reason reaches
  * the node as {@link StreamClosed.reason}. Nothing the remote sends is thrown.
@@ -77,6 +89,10 @@ class SecureStream implements ByteStream {
   private unconfirmed = false;
   /** Responder refusing in message 2, waiting for message 1. */
   private refusal: RefusalWait | undefined;
+  /** Responder turning the connection away without a byte: holds a `turningAway` place. */
+  private turnedAway = false;
+  /** The remote has sent at least one byte. */
+  private answered = false;
   /** The remote's HELLO frame, verified, until the link is up on both ends. */
   private remoteHello: Uint8Array | undefined;
   private closeReason: string | undefined;
@@ -141,9 +157,8 @@ class SecureStream implements ByteStream {
     if (this.closed) return;
     if (this.phase !== "open") {
       // No keys yet to say goodbye with: just go, unless the node's ERROR can be message 2.
-      if (!final || !this.refuseInMessage2(final)) {
-        this.fail("closed during the handshake", { by: "local" });
-      }
+      if (final && this.refuseInMessage2(final)) return;
+      if (!this.turnAway(final)) this.fail("closed during the handshake", { by: "local" });
       return;
     }
     this.ending = final ?? EMPTY;
@@ -170,6 +185,7 @@ class SecureStream implements ByteStream {
 
   private onData(chunk: Uint8Array): void {
     if (this.phase === "closed") return;
+    this.answered = true;
     const buf = this.reader.join(chunk);
     if (this.handshake.untouched && looksLikeV1Hello(buf)) {
       this.refuseV1();
@@ -309,20 +325,42 @@ class SecureStream implements ByteStream {
 
   // Refusals in the handshake.
 
+  /** The node has written nothing on this stream yet (no HELLO). */
+  private get nodeSilent(): boolean {
+    return this.ownHello === undefined && this.plain.bytes === 0;
+  }
+
   /**
    * Sends the node's final frame as message 2, now or once message 1 is in, if it can be:
    * we are the responder, message 2 is still to come, the node has written nothing (no
    * HELLO), the frame is an ERROR that fits, and the peer has a place to wait in.
    */
   private refuseInMessage2(final: Uint8Array): boolean {
-    const nothingSent =
-      this.handshake.beforeSecond && this.ownHello === undefined && this.plain.bytes === 0;
+    const nothingSent = this.handshake.beforeSecond && this.nodeSilent;
     if (this.direction !== "inbound" || !nothingSent || !fitsMessage2(final)) return false;
     // The deadline of §3 still holds: a dialler that never speaks is reset.
     this.refusal = RefusalWait.hold(this.options, (why) => this.fail(why, { by: "local" }));
     if (!this.refusal) return false;
     this.ending = final.slice();
     if (this.handshake.isMyTurn) this.sendRefusal(this.ending);
+    return true;
+  }
+
+  /**
+   * Turns the connection away with a FIN and not a byte, if that is what the node's
+   * close means: we are the responder, message 2 is still to come, and the node closes
+   * without an ERROR (busy, shutting down), or with one it could not send before its
+   * HELLO (at its cap, with no place left to wait for message 1 in). An ERROR after its
+   * HELLO is the handshake deadline: a reset, as for every failed handshake. So is a
+   * turn-away past the peer's `MAX_TURNING_AWAY` places: the FIN keeps a descriptor
+   * until the dialler closes its end.
+   */
+  private turnAway(final: Uint8Array | undefined): boolean {
+    if (this.direction !== "inbound" || !this.handshake.beforeSecond) return false;
+    if (final && wholeErrorFrame(final) && !this.nodeSilent) return false;
+    if (!turningAway.take(this.options)) return false;
+    this.turnedAway = true;
+    this.finish("turned away before the handshake", "local");
     return true;
   }
 
@@ -369,14 +407,18 @@ class SecureStream implements ByteStream {
 
   private onInnerClosed(info: StreamClosed): void {
     this.refusal?.release();
+    if (this.turnedAway) {
+      this.turnedAway = false;
+      turningAway.give(this.options);
+    }
     const wasHandshaking = this.phase === "handshake";
     this.phase = "closed";
     let reason = this.closeReason;
     if (reason === undefined && wasHandshaking && info.by === "remote") {
-      // The dialled side hung up on message 1: another room, or not peerchat at all.
+      // The dialled side hung up on message 1: turned away (FIN), or another room (reset).
       reason =
         this.inner.direction === "outbound"
-          ? HANDSHAKE_REFUSED_REASON
+          ? unansweredReason(this.answered, info.error !== undefined)
           : "closed during the handshake";
     }
     this.handler?.close({

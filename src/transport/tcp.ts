@@ -135,8 +135,25 @@ export class TcpStream implements ByteStream {
       }
     }
     this.blocked = false;
-    if (this.ending) this.socket.end();
+    if (this.ending) this.closeWrites();
     else this.checkClear();
+  }
+
+  /**
+   * Ends our side (FIN). A connection we never wrote to is being turned away: it is only
+   * half-closed, and what the remote already sent is read and dropped until it closes its
+   * end too (or the deadline of `end()` passes), because closing a socket with bytes
+   * unread resets it, and a dialler takes a reset with no answer for another room
+   * (docs/PROTOCOL.md §2a).
+   */
+  private closeWrites(): void {
+    if (this.sent > 0) {
+      this.socket.end();
+      return;
+    }
+    this.socket.shutdown();
+    this.paused = false;
+    this.socket.resume(); // to see the remote's FIN, and drop what it sent
   }
 
   private checkClear(): void {
@@ -341,6 +358,8 @@ function listenError(host: string, port: number, cause: unknown): ConnectionErro
 
 const DIAL_ERRORS: Readonly<Record<string, [ConnectionErrorCode, string]>> = {
   ECONNREFUSED: ["REFUSED", "connection refused"],
+  // Accepted and reset before it was up: a listener turning away a storm's extra connections.
+  ECONNRESET: ["REFUSED", "connection reset as it opened: the peer may be busy"],
   ENETUNREACH: ["UNREACHABLE", "network unreachable"],
   EHOSTUNREACH: ["UNREACHABLE", "host unreachable"],
   ETIMEDOUT: ["TIMEOUT", "timed out"],

@@ -11,6 +11,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseLock } from "../../src/cli/file-lock.ts";
 import { defaultIdentityPath, openIdentity, writeKeyFile } from "../../src/cli/identity-file.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { AS_ROOT, asNobody, readableBundle } from "../helpers/as-nobody.ts";
@@ -63,7 +64,7 @@ test("a lock left by a dead process is taken over; release removes it", () => {
   writeFileSync(`${path}.lock`, "4194305\n");
   const opened = openIdentity(path);
   expect(opened.status).toBe("loaded");
-  expect(readFileSync(`${path}.lock`, "utf8").trim()).toBe(String(process.pid));
+  expect(parseLock(readFileSync(`${path}.lock`, "utf8"))?.pid).toBe(process.pid);
   opened.release();
   expect(() => statSync(`${path}.lock`)).toThrow();
 });

@@ -42,7 +42,7 @@ export async function readmeChain(launcher: Launcher): Promise<void> {
   const c = start(launcher, ["localhost", "0", "localhost", String(portB)]);
   const portC = await listenPortOf(c);
   const nicks = [`localhost:${portA}`, `localhost:${portB}`, `localhost:${portC}`];
-  await a.waitForLine(`connected to ${nicks[1]} (127.0.0.1:${portB})`);
+  await a.waitForLine(`${nicks[1]} connected from 127.0.0.1:${portB}`);
   await c.waitForLine(`connected to ${nicks[1]} (127.0.0.1:${portB})`);
 
   const peers = [a, b, c];
@@ -226,7 +226,7 @@ export async function failures(launcher: Launcher): Promise<void> {
   ]);
   await early.waitForLog(`could not reach 127.0.0.1:${latePort}: connection refused; retrying in`);
   const late = start(launcher, ["127.0.0.1", String(latePort), "--nick", "late"]);
-  await late.waitForLine("connected to early", 15_000);
+  await late.waitForLine("early connected from", 15_000);
   late.send("you made it");
   await early.waitForLine(chatLine("late", "you made it"));
 }
@@ -238,7 +238,7 @@ export async function headlessRelay(launcher: Launcher): Promise<void> {
   relay.endInput();
   const a = start(launcher, ["127.0.0.1", "0", "127.0.0.1", String(port), "--nick", "left"]);
   const b = start(launcher, ["127.0.0.1", "0", "127.0.0.1", String(port), "--nick", "right"]);
-  await relay.waitForLine("connected to right");
+  await relay.waitForLine("right connected from");
   await waitFor(
     () =>
       a.stdout.some((l) => l.includes("connected to relay")) &&
@@ -255,7 +255,7 @@ export async function headlessRelay(launcher: Launcher): Promise<void> {
   const raw = await rawConnect({ host: "127.0.0.1", port });
   // (It claims to listen: a neighbour that does not is a one-shot sender, shown quietly.)
   raw.write(encodeHello({ nodeId: raw.nodeId, listenPort: 1, nick: "raw" }));
-  await relay.waitForLine("connected to raw");
+  await relay.waitForLine("raw connected from");
   raw.write(encodeBye("\u001b[2J\u001b[Hgotcha"));
   await relay.waitForLine("raw left: ^[[2J^[[Hgotcha");
   expect(relay.stdout.some((l) => l.includes("\u001b"))).toBe(false);
@@ -287,7 +287,7 @@ export async function shellPipeline(launcher: Launcher): Promise<void> {
     env: testEnv({ NO_COLOR: "1", XDG_CONFIG_HOME: config }),
   });
   try {
-    await hub.waitForLine("connected to filter");
+    await hub.waitForLine("filter connected from");
     // Something for the filter to print once head has exited; the write finds the pipe gone.
     hub.send("anyone reading?");
     await hub.waitForLine("filter left: quit");

@@ -67,5 +67,8 @@ export function testEnv(extra: Record<string, string> = {}): Record<string, stri
   // (whoever takes it first), and would otherwise share its history too, so one test's
   // messages (the fuzzer's, say) would turn up in another's backlog.
   const data = mkdtempSync(join(hermeticDirs().root, "data-"));
-  return { ...process.env, ...hermeticEnv(), XDG_DATA_HOME: data, ...extra };
+  // And what the chat remembers (nick, ignore list, typed lines): one test's /nick must
+  // not rename the next test's peers.
+  const state = mkdtempSync(join(hermeticDirs().root, "state-"));
+  return { ...process.env, ...hermeticEnv(), XDG_DATA_HOME: data, XDG_STATE_HOME: state, ...extra };
 }

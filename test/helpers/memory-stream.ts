@@ -107,7 +107,7 @@ class MemoryStream implements ByteStream {
   destroy(): void {
     if (this.isClosed) return;
     this.outbox = [];
-    this.shutdown("local");
+    this.shutdown("local", true);
   }
 
   pause(): void {
@@ -147,12 +147,13 @@ class MemoryStream implements ByteStream {
     }
   }
 
-  private shutdown(by: "local" | "remote"): void {
+  /** Closes this end, then the peer's; `reset`: as TCP reports a reset (RST), not a FIN. */
+  private shutdown(by: "local" | "remote", reset = false): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    this.closeInfo = { by };
+    this.closeInfo = by === "remote" && reset ? { by, error: "ECONNRESET" } : { by };
     this.handler?.close(this.closeInfo);
     const peer = this.peer;
-    if (peer && !peer.isClosed) setImmediate(() => peer.shutdown("remote"));
+    if (peer && !peer.isClosed) setImmediate(() => peer.shutdown("remote", reset));
   }
 }

@@ -3,6 +3,7 @@ import { ProtocolError } from "../../src/errors.ts";
 import type { Bar } from "../../src/node/abuse-guard.ts";
 import {
   type Admission,
+  type AdmissionVerdict,
   admit,
   type HandshakeContext,
   handshakeStep,
@@ -51,9 +52,18 @@ describe("admit", () => {
     closing: false,
     links: 3,
     pendingInbound: 1,
+    pendingFromSource: 0,
+    pendingFromHeaviest: 1,
     maxPeers: 8,
     maxPendingHandshakes: 4,
   };
+  /** Every handshake place taken: 4 pending, as many from the heaviest source as given. */
+  const full = (fromSource: number, heaviest: number) => ({
+    links: 5,
+    pendingInbound: 4,
+    pendingFromSource: fromSource,
+    pendingFromHeaviest: heaviest,
+  });
 
   test.each([
     ["an inbound connection below both caps", {}],
@@ -63,8 +73,27 @@ describe("admit", () => {
       { direction: "outbound" as Direction, pendingInbound: 4 },
     ],
     ["the last place under the cap", { links: 7 }],
+    ["the last handshake place, from the heaviest source", { ...full(3, 3), pendingInbound: 3 }],
   ])("accepts %s", (_name, overrides) => {
     expect(admit({ ...base, ...overrides })).toEqual({ action: "accept" });
+  });
+
+  const evict: AdmissionVerdict = {
+    action: "evict",
+    close: { kind: "quiet", reason: "its address holds more pending handshakes than its share" },
+    reason: "its address holds more pending handshakes than its share",
+  };
+
+  test.each([
+    ["a newcomer while one flooding address holds every place", full(0, 4)],
+    ["a newcomer while each of two flooding addresses holds two", full(0, 2)],
+    ["a second connection from an address holding 1, while another holds 3", full(1, 3)],
+    [
+      "a newcomer at the connection cap: the place it takes frees a connection",
+      { ...full(0, 4), links: 8 },
+    ],
+  ])("takes the place of the heaviest source's oldest handshake: %s", (_name, overrides) => {
+    expect(admit({ ...base, ...overrides })).toEqual(evict);
   });
 
   test.each([
@@ -74,6 +103,34 @@ describe("admit", () => {
       { kind: "quiet", reason: "too many pending handshakes" },
       "4 handshakes pending",
       false,
+    ],
+    [
+      "a newcomer from an address holding 1 while the heaviest holds 2: it would only swap them",
+      full(1, 2),
+      { kind: "quiet", reason: "too many pending handshakes" },
+      "4 handshakes pending",
+      false,
+    ],
+    [
+      "one address more while 4 addresses hold one place each",
+      full(0, 1),
+      { kind: "quiet", reason: "too many pending handshakes" },
+      "4 handshakes pending",
+      false,
+    ],
+    [
+      "more from the flooding address itself",
+      full(4, 4),
+      { kind: "quiet", reason: "too many pending handshakes" },
+      "4 handshakes pending",
+      false,
+    ],
+    [
+      "a newcomer at the cap even with a place taken from a flood: still at the cap",
+      { ...full(0, 4), links: 9 },
+      { kind: "error", code: WireErrorCode.TooManyPeers, message: "too many peers (limit 8)" },
+      "at the connection cap (8)",
+      true,
     ],
     [
       "a full listener: refused with ERROR 6 TOO_MANY_PEERS, the one refusal said on the wire",

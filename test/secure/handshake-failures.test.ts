@@ -8,14 +8,17 @@ import { FrameDecoder } from "../../src/protocol/frame-decoder.ts";
 import { encodeHello } from "../../src/protocol/hello.ts";
 import {
   HANDSHAKE_REFUSED_REASON,
+  HANDSHAKE_TURNED_AWAY_REASON,
+  MAX_TURNING_AWAY,
   NOISE_PROLOGUE,
   NOISE_PROTOCOL_NAME,
 } from "../../src/secure/constants.ts";
+import { unansweredReason } from "../../src/secure/handshake-refusal.ts";
 import { generateIdentity, type Identity } from "../../src/secure/identity.ts";
 import { roomKey } from "../../src/secure/room.ts";
 import { channelOptions, secureStream } from "../../src/secure/secure-stream.ts";
 import type { ByteStream, StreamClosed } from "../../src/transport/byte-stream.ts";
-import { listenTcp, type TcpListener } from "../../src/transport/tcp.ts";
+import { dialTcp, listenTcp, type TcpListener, type TcpStream } from "../../src/transport/tcp.ts";
 import { createMemoryPair } from "../helpers/memory-stream.ts";
 import { waitFor } from "../helpers/wait-for.ts";
 
@@ -214,10 +217,10 @@ function refusingResponder(
 }
 
 /** An initiator whose node writes its HELLO and records the frames it is handed. */
-function dialler(inner: ByteStream): End {
+function dialler(inner: ByteStream, room = "lobby"): End {
   const identity = generateIdentity();
   const watch: Watch = { wire: [], released: undefined };
-  const stream = secureStream(watched(inner, watch), channelOptions(identity, "lobby"));
+  const stream = secureStream(watched(inner, watch), channelOptions(identity, room));
   const e: End = Object.assign(watch, { stream, frames: [], closed: undefined });
   const decoder = new FrameDecoder();
   stream.start({
@@ -255,25 +258,61 @@ describe("a refusal before the responder's HELLO", () => {
     expect(initiator.closed?.reason).toBe("refused: too many peers (limit 1)");
   });
 
-  test("a quiet end, or a BYE, still closes at once without a byte", async () => {
+  test("a quiet end, or a BYE (busy, shutting down), turns it away at once: a FIN and not a byte; the dialler says so, not 'different room'", async () => {
     const bye = encodeBye("shutting down");
     for (const final of [undefined, bye]) {
       const [d, l] = createMemoryPair();
       const responder = refusingResponder(l, final);
-      expect(responder.released).toBe("destroy");
+      expect(responder.released).toBe("end");
       const initiator = dialler(d);
       await waitFor(() => initiator.closed, 5000, "initiator closed");
       expect(responder.wire).toEqual([]);
-      expect(initiator.closed?.reason).toBe(HANDSHAKE_REFUSED_REASON);
+      expect(initiator.closed?.reason).toBe(HANDSHAKE_TURNED_AWAY_REASON);
       expect(initiator.frames).toEqual([]);
     }
   });
 
-  test("waits for message 1 in at most 32 connections at a time; past that, closes at once", async () => {
+  test("turns away with a FIN at most 128 connections at a time; past that, resets", async () => {
+    const options = channelOptions(generateIdentity(), "lobby");
+    const turned = Array.from({ length: MAX_TURNING_AWAY + 1 }, () => {
+      const [, l] = createMemoryPair();
+      return refusingResponder(l, undefined, options);
+    });
+    expect(turned.map((e) => e.released)).toEqual([
+      ...Array(MAX_TURNING_AWAY).fill("end"),
+      "destroy",
+    ]);
+    // Their places come back as they close.
+    await waitFor(() => turned.every((e) => e.closed), 5000, "all closed");
+    const [d, l] = createMemoryPair();
+    const again = refusingResponder(l, undefined, options);
+    expect(again.released).toBe("end");
+    const initiator = dialler(d);
+    await waitFor(() => initiator.closed, 5000, "initiator closed");
+    expect(initiator.closed?.reason).toBe(HANDSHAKE_TURNED_AWAY_REASON);
+  });
+
+  test("a handshake deadline after the node's HELLO is a reset, not a turn-away", async () => {
+    const [d, l] = createMemoryPair();
+    const watch: Watch = { wire: [], released: undefined };
+    const stream = secureStream(watched(l, watch), channelOptions(generateIdentity(), "lobby"));
+    stream.start({ data() {}, close() {} });
+    stream.write(honest(generateIdentity()));
+    stream.end(
+      encodeError({ code: WireErrorCode.HandshakeTimeout, message: "no HELLO within 5 s" }),
+    );
+    expect(watch.released).toBe("destroy");
+    const initiator = dialler(d);
+    await waitFor(() => initiator.closed, 5000, "initiator closed");
+    expect(initiator.closed?.reason).toBe(HANDSHAKE_REFUSED_REASON);
+  });
+
+  test("waits for message 1 in at most 32 connections at a time; past that, turns it away at once", async () => {
     const options = channelOptions(generateIdentity(), "lobby");
     const pairs = Array.from({ length: 33 }, () => createMemoryPair());
     const waiting = pairs.map(([, l]) => refusingResponder(l, full, options));
-    expect(waiting.map((e) => e.released)).toEqual([...Array(32).fill(undefined), "destroy"]);
+    expect(waiting.map((e) => e.released)).toEqual([...Array(32).fill(undefined), "end"]);
+    expect(waiting[32]?.wire).toEqual([]);
     // One place frees up once its connection is answered and closed.
     const initiator = dialler((pairs[0] as [ByteStream, ByteStream])[0]);
     await waitFor(() => initiator.closed && waiting[0]?.closed, 5000, "first answered");
@@ -383,5 +422,109 @@ describe("another room, over TCP", () => {
       closedWith: "ECONNRESET",
     });
     expect(listenerClosed?.reason).toBe(HANDSHAKE_REFUSED_REASON);
+  });
+});
+
+describe("turned away, over TCP", () => {
+  let listener: TcpListener | undefined;
+  afterEach(() => {
+    listener?.close();
+    listener = undefined;
+  });
+
+  test("a listener turning a connection away sends a FIN and not a byte, even with message 1 unread; it reads on until the dialler closes", async () => {
+    let accepted: TcpStream | undefined;
+    let listenerClosed: StreamClosed | undefined;
+    listener = listenTcp({
+      host: "127.0.0.1",
+      port: 0,
+      onStream: (tcp) => {
+        // Not read until it is turned away: message 1 waits in the kernel, unread.
+        tcp.pause();
+        accepted = tcp;
+      },
+    });
+    const dialler = new HandshakeState({
+      protocolName: NOISE_PROTOCOL_NAME,
+      initiator: true,
+      prologue: NOISE_PROLOGUE,
+      s: generateKeyPair(),
+      psks: [roomKey("lobby")],
+    });
+    const first = dialler.writeMessage();
+    if (!first.ok) throw new Error("message 1");
+    let sent = false;
+    let received = 0;
+    let fin = false;
+    let closedWith: string | undefined;
+    await Bun.connect({
+      hostname: "127.0.0.1",
+      port: listener.port,
+      socket: {
+        binaryType: "uint8array",
+        open: (socket) => {
+          socket.write(Uint8Array.of(0, first.message.length, ...first.message));
+          sent = true;
+        },
+        data: (_socket, chunk) => {
+          received += chunk.length;
+        },
+        end: (socket) => {
+          fin = true;
+          socket.end();
+        },
+        close: (_socket, error) => {
+          closedWith = (error as { code?: string } | undefined)?.code ?? "clean";
+        },
+      },
+    });
+    const tcp = await waitFor(
+      () => (sent ? accepted : undefined),
+      5000,
+      "message 1 sent, accepted",
+    );
+    const stream = secureStream(tcp, channelOptions(generateIdentity(), "lobby"));
+    stream.start({ data() {}, close: (info) => (listenerClosed = info) });
+    stream.end(); // the node is busy: a quiet close before its HELLO
+    await waitFor(() => closedWith !== undefined && listenerClosed, 5000, "both closed");
+    expect({ received, fin, closedWith }).toEqual({ received: 0, fin: true, closedWith: "clean" });
+    // Closed because the dialler closed its end, not by the deadline's reset.
+    expect(listenerClosed).toEqual({ by: "local", reason: "turned away before the handshake" });
+  });
+
+  test("the dialler reports a turn-away as one, and another room as another room", async () => {
+    const identity = generateIdentity();
+    const turnAway = { value: true };
+    listener = listenTcp({
+      host: "127.0.0.1",
+      port: 0,
+      onStream: (tcp) => {
+        const stream = secureStream(tcp, channelOptions(identity, "lobby"));
+        stream.start({ data() {}, close() {} });
+        if (turnAway.value) stream.end();
+        else stream.write(encodeHello({ nodeId: identity.publicKey, listenPort: 0, nick: "bob" }));
+      },
+    });
+    const dial = async (room: string) => {
+      const result = await dialTcp({ host: "127.0.0.1", port: (listener as TcpListener).port });
+      if (!result.ok) throw result.error;
+      const end = dialler(result.stream, room);
+      await waitFor(() => end.closed, 5000, "dialler closed");
+      return end.closed?.reason;
+    };
+    expect(await dial("lobby")).toBe(HANDSHAKE_TURNED_AWAY_REASON);
+    turnAway.value = false;
+    expect(await dial("another room")).toBe(HANDSHAKE_REFUSED_REASON);
+  });
+});
+
+describe("what a dialler says when the listener closed during the handshake", () => {
+  test.each([
+    ["a reset, not a byte in answer: another room", false, true, HANDSHAKE_REFUSED_REASON],
+    ["a FIN, not a byte in answer: turned away (busy)", false, false, HANDSHAKE_TURNED_AWAY_REASON],
+    ["a reset after an answer: the room was right", true, true, "closed during the handshake"],
+    ["a FIN after an answer", true, false, "closed during the handshake"],
+  ])("%s", (_name, answered, reset, reason) => {
+    expect(unansweredReason(answered, reset)).toBe(reason);
   });
 });

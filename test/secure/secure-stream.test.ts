@@ -48,14 +48,15 @@ function link(
       wire.towardsResponder += chunk.length;
       middleOut.write(tamper(chunk, true));
     },
-    close: () => middleOut.end(),
+    // A reset is passed on as a reset, a FIN as a FIN: the dialler tells them apart.
+    close: (info) => (info.error ? middleOut.destroy() : middleOut.end()),
   });
   middleOut.start({
     data: (chunk) => {
       wire.towardsInitiator += chunk.length;
       middleIn.write(tamper(chunk, false));
     },
-    close: () => middleIn.end(),
+    close: (info) => (info.error ? middleIn.destroy() : middleIn.end()),
   });
   const end = (inner: ByteStream, o: Partial<SecureChannelOptions> & { room?: string } = {}) => {
     const identity = o.identity ?? generateIdentity();
