@@ -19,6 +19,15 @@ export class KnockLog {
     readonly maxHosts = KNOCK_LOG_MAX_HOSTS,
   ) {}
 
+  /**
+   * The level to log a closed connection's line at: a stranger that keeps failing the
+   * handshake (another room's pin, a scanner) gets one `info` line per address a while,
+   * the rest go to the verbose log. `stranger`: inbound, and never said HELLO.
+   */
+  level<L extends string>(level: L, stranger: boolean, host: string, now: number): L | "debug" {
+    return stranger && level === "info" && !this.first(host, now) ? "debug" : level;
+  }
+
   /** True if a knock from `host` at `now` gets its line (and is remembered as having had it). */
   first(host: string, now: number): boolean {
     for (const [known, at] of this.logged) {

@@ -1,8 +1,9 @@
-import type { CloseRequest } from "../link/connection.ts";
+import type { CloseRequest, Connection } from "../link/connection.ts";
+import { sourceGroup } from "../protocol/ip.ts";
 import type { Clock, TimerHandle } from "./clock.ts";
-import type { LinkEnd } from "./handshake.ts";
+import { type Admission, type AdmissionVerdict, admit, type LinkEnd } from "./handshake.ts";
 import type { Link } from "./link.ts";
-import { linkEnd, neighbourInfo } from "./link.ts";
+import { linkAddress, linkEnd, neighbourInfo } from "./link.ts";
 import type { NeighbourInfo } from "./node-events.ts";
 
 /** Inbound handshakes pending, as admission counts them. */
@@ -52,6 +53,14 @@ export class LinkTable {
     return link && linkEnd(link);
   }
 
+  /** Handshakes under way (not a duplicate already dropped) from `host`. */
+  handshakesFrom(host: string): number {
+    let n = 0;
+    for (const link of this.all)
+      if (link.state === "handshaking" && !link.superseded && linkAddress(link).host === host) n++;
+    return n;
+  }
+
   /** Makes `link` the neighbour's link (a new neighbour, or a duplicate that won). */
   setNeighbour(link: Link): void {
     this.byKey.set(link.key as string, link);
@@ -94,6 +103,29 @@ export class LinkTable {
       heaviest: heaviest?.count ?? 0,
       oldestOfHeaviest: heaviest?.oldest,
     };
+  }
+
+  /**
+   * Whether `conn` may be taken ({@link admit} decides from the table's counts), and,
+   * when it takes the place of another source's pending handshake, whose.
+   */
+  admit(
+    conn: Pick<Connection, "direction" | "remote">,
+    closing: boolean,
+    limits: Pick<Admission, "maxPeers" | "maxPendingHandshakes">,
+  ): { verdict: AdmissionVerdict; evicted: Link | undefined } {
+    const pending = this.pendingInbound(sourceGroup(conn.remote.host));
+    const verdict = admit({
+      direction: conn.direction,
+      closing,
+      links: this.all.size,
+      pendingInbound: pending.total,
+      pendingFromSource: pending.fromSource,
+      pendingFromHeaviest: pending.heaviest,
+      maxPeers: limits.maxPeers,
+      maxPendingHandshakes: limits.maxPendingHandshakes,
+    });
+    return { verdict, evicted: verdict.action === "evict" ? pending.oldestOfHeaviest : undefined };
   }
 
   /**

@@ -182,3 +182,47 @@ export function ponged(state: LivenessState, nonce: bigint, now: number): void {
 export function resumed(state: LivenessState, now: number): void {
   state.lastFrameAt = now;
 }
+
+/** A neighbour's link as the heartbeat sees it. */
+export interface Watched {
+  readonly liveness: LivenessState;
+  readonly conn: { readonly stats: { readonly framesIn: number; readonly framesOut: number } };
+  readonly flow: { readonly paused: boolean };
+}
+
+/** What one heartbeat asks of the driver for the neighbours' links. */
+export interface Survey<L> {
+  readonly ping: L[];
+  readonly dead: Array<{ readonly link: L; readonly reason: string }>;
+  /** Every neighbour still linked has stopped answering (said once; see {@link cutOff}). */
+  readonly cutOff?: { readonly neighbours: number; readonly silentMs: number };
+}
+
+/** One heartbeat over the neighbours' links: which to PING, which are dead, and whether we are cut off. */
+export function survey<L extends Watched>(
+  links: Iterable<L>,
+  state: CutOffState,
+  now: number,
+): Survey<L> {
+  const ping: L[] = [];
+  const dead: Array<{ link: L; reason: string }> = [];
+  let neighbours = 0;
+  let quiet = 0;
+  let silentMs = Number.POSITIVE_INFINITY;
+  for (const link of links) {
+    const { framesIn, framesOut } = link.conn.stats;
+    const verdict = check(link.liveness, framesIn, link.flow.paused, now, framesOut);
+    if (verdict.action === "dead") {
+      dead.push({ link, reason: verdict.reason });
+      continue;
+    }
+    neighbours++;
+    if (verdict.action === "ping") ping.push(link);
+    if (unanswered(link.liveness, now)) {
+      quiet++;
+      silentMs = Math.min(silentMs, now - (link.liveness.waitingSince as number));
+    }
+  }
+  const cut = cutOff(state, neighbours, quiet);
+  return cut ? { ping, dead, cutOff: { neighbours, silentMs } } : { ping, dead };
+}

@@ -12,12 +12,11 @@ import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
 import { FLOOD_PAYLOAD_OFFSET, floodHops, floodKind, forwardFlood } from "../protocol/flood.ts";
 import type { Frame } from "../protocol/frame-decoder.ts";
 import { hex } from "../protocol/hex.ts";
-import { sourceGroup } from "../protocol/ip.ts";
 import { decodePeers } from "../protocol/peers.ts";
 import { generateIdentity } from "../secure/identity.ts";
 import { AbuseGuard } from "./abuse-guard.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import { closedLink, holdsPeerDown, reportClose } from "./close-report.ts";
+import { closedLink, reportClose } from "./close-report.ts";
 import { Delivery } from "./delivery.ts";
 import { Emitter } from "./emitter.ts";
 import { describeFarewell } from "./farewell.ts";
@@ -26,23 +25,11 @@ import { FlowControl, type ReadingChange } from "./flow-control.ts";
 import * as handshake from "./handshake.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { KnockLog } from "./knock-log.ts";
-import {
-  type Link,
-  linkAddress,
-  linkEnd,
-  neighbourInfo,
-  newLink,
-  type PendingDial,
-} from "./link.ts";
+import { type Link, linkEnd, neighbourInfo, newLink, type PendingDial } from "./link.ts";
+import { LinkHandover } from "./link-handover.ts";
 import { LinkTable } from "./link-table.ts";
 import * as liveness from "./liveness.ts";
-import type {
-  ConnectOutcome,
-  NeighbourInfo,
-  NodeEvents,
-  PeerDown,
-  SendOutcome,
-} from "./node-events.ts";
+import type { ConnectOutcome, NeighbourInfo, NodeEvents, SendOutcome } from "./node-events.ts";
 import { type NodeConfig, nodeConfig, type PeerNodeOptions } from "./node-options.ts";
 import { Outbox } from "./outbox.ts";
 import { type HistoryWindow, Relay, type RelayOutcome, type RelayStats } from "./relay.ts";
@@ -72,11 +59,7 @@ export class PeerNode {
   private readonly outbox: Outbox;
   private readonly links = new LinkTable();
   private readonly knocks = new KnockLog();
-  /**
-   * Neighbours whose link the remote closed while another connection from its host was
-   * in its handshake: their `peer-down` waits for it (see {@link holdsPeerDown}).
-   */
-  private readonly held = new Map<string, { down: PeerDown; host: string }>();
+  private readonly handover = new LinkHandover();
   private readonly cutOff: liveness.CutOffState = { reported: false };
   private closing = false;
   private readonly handlers = new Map<number, (from: string, frame: Frame) => void>();
@@ -206,17 +189,7 @@ export class PeerNode {
     let link: Link | undefined;
     const finalFrame = (frame: Uint8Array) => this.trace.frameOut(link, conn, frame);
     const handlerError = (error: unknown) => this.log.error("closing a connection failed:", error);
-    const source = sourceGroup(conn.remote.host);
-    const pending = this.links.pendingInbound(source);
-    const verdict = handshake.admit({
-      direction: conn.direction,
-      closing: this.closing,
-      links: this.links.size,
-      pendingInbound: pending.total,
-      pendingFromSource: pending.fromSource,
-      pendingFromHeaviest: pending.heaviest,
-      ...this.config,
-    });
+    const { verdict, evicted } = this.links.admit(conn, this.closing, this.config);
     if (verdict.action === "refuse") {
       conn.start({ frame() {}, close() {}, finalFrame, handlerError });
       conn.close(verdict.close);
@@ -225,7 +198,6 @@ export class PeerNode {
       dial?.resolve({ status: "failed", reason: verdict.reason });
       return;
     }
-    const evicted = pending.oldestOfHeaviest;
     if (verdict.action === "evict" && evicted) {
       const from = formatEndpoint(evicted.conn.remote);
       this.log.debug(`${from} makes way for ${formatEndpoint(conn.remote)}: ${verdict.reason}`);
@@ -283,7 +255,7 @@ export class PeerNode {
     if (this.closing) return;
     this.closing = true;
     this.heartbeat.stop();
-    this.held.clear();
+    this.handover.clear();
     await this.links.closeAll(reason, this.clock, CLOSE_FLUSH_TIMEOUT_MS);
   }
 
@@ -291,7 +263,7 @@ export class PeerNode {
   abort(): void {
     this.closing = true;
     this.heartbeat.stop();
-    this.held.clear();
+    this.handover.clear();
     for (const link of [...this.links.all]) link.conn.abort();
   }
 
@@ -394,13 +366,10 @@ export class PeerNode {
     // A first PING at once, so the link's round-trip time is known from the start.
     this.ping(link);
     this.links.setNeighbour(link);
-    const held = this.held.get(link.key as string);
-    if (held) {
-      // The new half of a duplicate pair whose old half the remote closed first: the
-      // neighbour moved links and never left (no peer-down, so no peer-up either).
-      this.held.delete(link.key as string);
-      link.since = held.down.since;
-    }
+    // The new half of a duplicate pair whose old half the remote closed first: the
+    // neighbour moved links and never left (no peer-down, so no peer-up either).
+    const held = this.handover.resumed(link.key as string);
+    if (held) link.since = held.since;
     const peer = neighbourInfo(link);
     const moved = held ? ", in place of its closed link" : "";
     this.log.debug(
@@ -410,22 +379,10 @@ export class PeerNode {
     this.resolveDial(link, { status: "connected", peer });
   }
 
-  /** Handshakes under way (not a duplicate already dropped) from this host. */
-  private handshakesFrom(host: string): number {
-    let n = 0;
-    for (const link of this.links.all) {
-      if (link.state === "handshaking" && !link.superseded && linkAddress(link).host === host) n++;
-    }
-    return n;
-  }
-
   /** Reports the held peer-downs whose host has no handshake left that could take them over. */
   private releaseHeld(): void {
-    for (const [key, { down, host }] of this.held) {
-      if (this.handshakesFrom(host) > 0) continue;
-      this.held.delete(key);
+    for (const down of this.handover.released((host) => this.links.handshakesFrom(host)))
       this.events.emit("peer-down", down);
-    }
   }
 
   private resolveDial(link: Link, outcome: ConnectOutcome): void {
@@ -500,22 +457,18 @@ export class PeerNode {
     const closed = closedLink(link, established);
     const report = reportClose(closed, info);
     if (report.log) {
-      // A stranger that keeps failing the handshake (another room's pin, a scanner):
-      // one line per address a while, the rest in the verbose log.
-      const knock = link.conn.direction === "inbound" && link.hello === undefined;
-      const quiet =
-        knock && report.log.level === "info" && !this.knocks.first(link.conn.remote.host, now);
-      this.log[quiet ? "debug" : report.log.level](report.log.text);
+      const stranger = link.conn.direction === "inbound" && link.hello === undefined;
+      const host = link.conn.remote.host;
+      this.log[this.knocks.level(report.log.level, stranger, host, now)](report.log.text);
     }
     if (info.code === WireErrorCode.Internal && info.error) this.log.debug(info.error);
     if (report.problem) this.events.emit("link-problem", report.problem);
     this.resolveDial(link, { status: "failed", reason: report.reason, stage: "handshake" });
     if (report.peerDown) {
-      const host = report.peerDown.address.host;
-      if (!this.closing && holdsPeerDown(closed, info, this.handshakesFrom(host))) {
-        this.log.debug(`${label(link)} closed; a handshake from ${host} may take its place`);
-        this.held.set(report.peerDown.nodeId, { down: report.peerDown, host });
-      } else this.events.emit("peer-down", report.peerDown);
+      const from = this.closing ? 0 : this.links.handshakesFrom(report.peerDown.address.host);
+      const down = this.handover.closed(closed, info, report.peerDown, from);
+      if (down) this.events.emit("peer-down", down);
+      else this.log.debug(`${label(link)} closed; a handshake from its host may take its place`);
     }
     if (handshaking) this.releaseHeld();
     for (const resolve of link.closeWaiters) resolve();
@@ -528,28 +481,14 @@ export class PeerNode {
   private tick(): void {
     const now = this.clock.now();
     this.applyReading(this.flow.tick(this.links.all, (link) => link.conn.bytesSent, now));
-    let unanswered = 0;
-    let silentMs = Number.POSITIVE_INFINITY;
-    for (const link of this.links.neighbours()) {
-      const { framesIn, framesOut } = link.conn.stats;
-      const state = link.liveness;
-      const check = liveness.check(state, framesIn, link.flow.paused, now, framesOut);
-      if (check.action === "ping") this.ping(link);
-      else if (check.action === "dead") this.closeDead(link, check.reason);
-      if (check.action !== "dead" && liveness.unanswered(state, now)) {
-        unanswered++;
-        silentMs = Math.min(silentMs, now - (state.waitingSince as number));
-      }
+    const survey = liveness.survey(this.links.neighbours(), this.cutOff, now);
+    for (const link of survey.ping) this.ping(link);
+    // Silent for too long: gone, as if it had left (it may be frozen or unplugged).
+    for (const { link, reason } of survey.dead) {
+      link.remoteReason = reason;
+      link.conn.close({ kind: "quiet", reason });
     }
-    const neighbours = this.links.neighbourCount;
-    if (liveness.cutOff(this.cutOff, neighbours, unanswered))
-      this.events.emit("cut-off", { neighbours, silentMs });
-  }
-
-  /** Silent for too long: gone, as if it had left (it may be frozen or unplugged). */
-  private closeDead(link: Link, reason: string): void {
-    link.remoteReason = reason;
-    link.conn.close({ kind: "quiet", reason });
+    if (survey.cutOff) this.events.emit("cut-off", survey.cutOff);
   }
 
   private ping(link: Link): void {
