@@ -203,7 +203,7 @@ export class FrameConnection implements Connection {
       case "quiet":
         this.localClose = { by: "local", reason: request.reason };
         this.draining = request.drain === true;
-        this.stream.end();
+        this.stream.end(undefined, { drain: this.draining });
         break;
     }
   }

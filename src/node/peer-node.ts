@@ -272,8 +272,11 @@ export class PeerNode {
     if (this.trace.observing) this.trace.frameIn(link, frame);
     if (link.superseded) {
       // A duplicate link being drained: what the other end sent before it, too, dropped
-      // this link must still count. The relay de-duplicates; nothing else matters here.
+      // this link must still count. The relay de-duplicates. The protocols above the node
+      // know the neighbour by id, not by link: a sync round begun on this link goes on
+      // over the one kept, and left unanswered it would hold back the next for 30 s.
       if (frame.type === FrameType.Flood) this.onFlood(link, frame);
+      else this.handlers.get(frame.type)?.(link.key as string, frame);
       return;
     }
     if (link.state === "handshaking") {

@@ -4,6 +4,7 @@ import type { Endpoint } from "../protocol/endpoint.ts";
 import type {
   ByteStream,
   ByteStreamHandler,
+  EndOptions,
   StreamClosed,
   WriteStatus,
 } from "../transport/byte-stream.ts";
@@ -85,6 +86,8 @@ class SecureStream implements ByteStream {
   private readonly reader = new NoiseMessageReader();
   /** The node's final frame, once it has ended the stream. */
   private ending: Uint8Array | undefined;
+  /** How the node ended it: passed down with the last transport message. */
+  private endOptions: EndOptions | undefined;
   /** Responder: its first transport message, the confirmation, is still to be sent. */
   private unconfirmed = false;
   /** Responder refusing in message 2, waiting for message 1. */
@@ -153,7 +156,7 @@ class SecureStream implements ByteStream {
     return "queued";
   }
 
-  end(final?: Uint8Array): void {
+  end(final?: Uint8Array, options?: EndOptions): void {
     if (this.closed) return;
     if (this.phase !== "open") {
       // No keys yet to say goodbye with: just go, unless the node's ERROR can be message 2.
@@ -162,9 +165,10 @@ class SecureStream implements ByteStream {
       return;
     }
     this.ending = final ?? EMPTY;
+    this.endOptions = options;
     if (final) this.plain.push(final);
     this.flush();
-    this.inner.end();
+    this.inner.end(undefined, options);
   }
 
   destroy(): void {
@@ -319,7 +323,7 @@ class SecureStream implements ByteStream {
     if (this.phase !== "open" || (this.plain.bytes === 0 && !this.unconfirmed)) return;
     this.unconfirmed = false;
     const out = sealTransport(this.send as CipherState, this.plain.take());
-    if (this.ending) this.inner.end(out);
+    if (this.ending) this.inner.end(out, this.endOptions);
     else if (this.inner.write(out) === "overflow") this.fail("slow consumer", { by: "local" });
   }
 

@@ -40,6 +40,16 @@ export interface ByteStreamHandler {
   clear?(): void;
 }
 
+/** How {@link ByteStream.end} closes. */
+export interface EndOptions {
+  /**
+   * Close only the sending half (FIN) and go on delivering what arrives until the remote
+   * closes its end too, or the flush deadline passes: the remote may still be sending,
+   * unaware, and what it sent must not be lost.
+   */
+  readonly drain?: boolean;
+}
+
 /** An ordered, reliable byte stream with a bounded write queue. */
 export interface ByteStream {
   readonly direction: Direction;
@@ -62,7 +72,7 @@ export interface ByteStream {
    * Queues `final` (even past the cap, which keeps room for it), flushes, then closes.
    * Gives up and closes anyway after a deadline if the remote does not read.
    */
-  end(final?: Uint8Array): void;
+  end(final?: Uint8Array, options?: EndOptions): void;
   /** Closes at once, dropping pending bytes. */
   destroy(): void;
   /** Stops reading (TCP then slows the sender down); `resume` reads again. Idempotent. */

@@ -1,7 +1,13 @@
 import type { Socket, SocketHandler, TCPSocketListener } from "bun";
 import { ConnectionError, type ConnectionErrorCode } from "../errors.ts";
 import type { Direction, Endpoint } from "../protocol/endpoint.ts";
-import type { ByteStream, ByteStreamHandler, StreamClosed, WriteStatus } from "./byte-stream.ts";
+import type {
+  ByteStream,
+  ByteStreamHandler,
+  EndOptions,
+  StreamClosed,
+  WriteStatus,
+} from "./byte-stream.ts";
 import {
   CLEAR_BELOW_BYTES,
   CLOSE_FLUSH_TIMEOUT_MS,
@@ -35,6 +41,8 @@ export class TcpStream implements ByteStream {
   private paused = false;
   private sent = 0;
   private ending = false;
+  /** Ending with a half-close: reading goes on until the remote closes too. */
+  private draining = false;
   private closingLocally = false;
   private isClosed = false;
   private closeInfo: StreamClosed | undefined;
@@ -88,9 +96,10 @@ export class TcpStream implements ByteStream {
     return "queued";
   }
 
-  end(final?: Uint8Array): void {
+  end(final?: Uint8Array, options?: EndOptions): void {
     if (this.isClosed || this.ending) return;
     this.ending = true;
+    this.draining = options?.drain === true;
     this.closingLocally = true;
     if (final) this.out.append(final);
     this.deadline = setTimeout(() => this.socket.terminate(), CLOSE_FLUSH_TIMEOUT_MS);
@@ -135,8 +144,11 @@ export class TcpStream implements ByteStream {
       }
     }
     this.blocked = false;
-    if (this.ending) this.closeWrites();
-    else this.checkClear();
+    // Bun's end() stops reading at once (its close callback runs before end() returns);
+    // shutdown() sends the FIN and reads on until the remote's own FIN closes the socket.
+    if (!this.ending) this.checkClear();
+    else if (this.draining) this.socket.shutdown();
+    else this.closeWrites();
   }
 
   /**

@@ -4,6 +4,7 @@ import type { Direction, Endpoint } from "../../src/protocol/endpoint.ts";
 import type {
   ByteStream,
   ByteStreamHandler,
+  EndOptions,
   StreamClosed,
   WriteStatus,
 } from "../../src/transport/byte-stream.ts";
@@ -57,6 +58,8 @@ class MemoryStream implements ByteStream {
   private isClosed = false;
   private closeInfo: StreamClosed | undefined;
   private ending = false;
+  /** Ended with a half-close: still reading until the peer closes too. */
+  private halfClosed = false;
   private paused = false;
 
   constructor(
@@ -94,14 +97,25 @@ class MemoryStream implements ByteStream {
     return "queued";
   }
 
-  end(final?: Uint8Array): void {
+  end(final?: Uint8Array, options?: EndOptions): void {
     if (this.closed) return;
     if (final) this.outbox.push(final.slice());
     this.ending = true;
     setImmediate(() => {
       this.flush();
-      this.shutdown("local");
+      if (options?.drain) this.halfClose();
+      else this.shutdown("local");
     });
+  }
+
+  /** FIN after the bytes already sent; the peer closes on it (as Bun's sockets do). */
+  private halfClose(): void {
+    this.halfClosed = true;
+    const peer = this.peer;
+    if (!peer) return;
+    const fin = () => peer.shutdown("remote");
+    if (this.delayMs > 0) setTimeout(fin, this.delayMs);
+    else setImmediate(fin);
   }
 
   destroy(): void {
@@ -151,7 +165,10 @@ class MemoryStream implements ByteStream {
   private shutdown(by: "local" | "remote", reset = false): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    this.closeInfo = by === "remote" && reset ? { by, error: "ECONNRESET" } : { by };
+    this.closeInfo =
+      by === "remote" && reset
+        ? { by, error: "ECONNRESET" }
+        : { by: this.halfClosed ? "local" : by };
     this.handler?.close(this.closeInfo);
     const peer = this.peer;
     if (peer && !peer.isClosed) setImmediate(() => peer.shutdown("remote", reset));

@@ -245,6 +245,47 @@ describe("PeerNode handshake", () => {
     }
   });
 
+  /**
+   * Two links between low and high: the old one, dialled by high, loses. Low's HELLO on
+   * the new one waits at high until high takes the connection, so high decides first and
+   * drops the old link while low, which has not read high's HELLO yet, still sends on it.
+   */
+  async function droppedFirstByHigh() {
+    const low = makeNode("low", { rank: 0 });
+    const high = makeNode("high", { rank: 7 });
+    link(high.node, low.node);
+    // Up, and quiet: each side's first PING answered, nothing left to flush on it.
+    const answered = (n: PeerNode) => n.neighbours()[0]?.rttMs !== undefined;
+    await waitFor(() => answered(low.node) && answered(high.node));
+    const [out, inb] = createLinkPair();
+    low.node.addConnection(out);
+    await new Promise((resolve) => setImmediate(resolve)); // low's HELLO now waits at high
+    high.node.addConnection(inb); // high reads it at once and drops the old link
+    expect(high.node.neighbours()[0]?.direction).toBe("inbound");
+    expect(low.node.neighbours()[0]?.direction).toBe("inbound"); // low has not decided yet
+    return { low, high };
+  }
+
+  test("a FLOOD sent on a duplicate link after the other end dropped it still arrives", async () => {
+    const { low, high } = await droppedFirstByHigh();
+    const sent = low.node.sendChat("on the old link, after high dropped it");
+    expect(sent).toMatchObject({ status: "sent", neighbours: 1 });
+    await waitFor(() => low.node.connectionCount === 1 && high.node.connectionCount === 1);
+    await waitFor(() => high.messages.length === 1, 1000, "the message at high");
+    expect(high.messages[0]?.text).toBe("on the old link, after high dropped it");
+    expect(low.node.neighbours()[0]?.direction).toBe("outbound");
+  });
+
+  test("a frame of a protocol above the node, sent on a duplicate link after the other end dropped it, still reaches it", async () => {
+    const { low, high } = await droppedFirstByHigh();
+    const got: string[] = [];
+    high.node.handle(0x7f, (from) => got.push(from));
+    expect(low.node.sendTo(high.node.nodeIdHex, ByteWriter.frame(0x7f, 1).u8(1).done())).toBe(true);
+    await waitFor(() => low.node.connectionCount === 1 && high.node.connectionCount === 1);
+    await waitFor(() => got.length === 1, 1000, "the frame at high");
+    expect(got).toEqual([low.node.nodeIdHex]);
+  });
+
   test("a simultaneous dial leaves exactly one link", async () => {
     const a = makeNode("a", { rank: 5 });
     const b = makeNode("b", { rank: 2 });

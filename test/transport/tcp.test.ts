@@ -151,3 +151,36 @@ test("listening on a port in use fails with ADDRESS_IN_USE naming the address", 
     expect((error as ConnectionError).message).toContain(`127.0.0.1:${port}`);
   }
 });
+
+test("a draining end sends FIN but still delivers what the remote sends until it closes too", async () => {
+  const { accepted, port } = listen();
+  const dialled = await dialTcp({ host: "127.0.0.1", port });
+  if (!dialled.ok) throw dialled.error;
+  await waitFor(() => accepted.length === 1);
+  const [local, remote] = [accepted[0] as TcpStream, dialled.stream];
+  const got: number[] = [];
+  const gotRemote: number[] = [];
+  let localClosed: StreamClosed | undefined;
+  let remoteClosed: StreamClosed | undefined;
+  local.start({
+    data: (chunk) => got.push(...chunk),
+    close: (info) => {
+      localClosed = info;
+    },
+  });
+  remote.start({
+    data: (chunk) => gotRemote.push(...chunk),
+    close: (info) => {
+      remoteClosed = info;
+    },
+  });
+  local.end(Uint8Array.of(9), { drain: true });
+  expect(local.write(Uint8Array.of(0))).toBe("closed");
+  // Sent before the remote has read the FIN: a duplicate link's other end, still undecided.
+  expect(remote.write(Uint8Array.of(1, 2, 3))).toBe("queued");
+  await waitFor(() => localClosed !== undefined && remoteClosed !== undefined, 3000, "both closed");
+  expect(got).toEqual([1, 2, 3]);
+  expect(gotRemote).toEqual([9]);
+  expect(localClosed?.by).toBe("local");
+  expect(remoteClosed?.by).toBe("remote");
+});
