@@ -6,7 +6,8 @@
 import { encodeHello } from "../../src/protocol/hello.ts";
 import { generateIdentity } from "../../src/secure/identity.ts";
 import { DEFAULT_ROOM } from "../../src/secure/room.ts";
-import { channelOptions, secureDialer } from "../../src/secure/secure-stream.ts";
+import { secureDialer } from "../../src/secure/secure-dialer.ts";
+import { channelOptions } from "../../src/secure/secure-stream.ts";
 import { dialTcp } from "../../src/transport/tcp.ts";
 
 const [port, count] = process.argv.slice(2).map(Number) as [number, number];

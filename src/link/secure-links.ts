@@ -1,5 +1,6 @@
 import type { Identity } from "../secure/identity.ts";
-import { channelOptions, secureDialer, secureStream } from "../secure/secure-stream.ts";
+import { secureDialer } from "../secure/secure-dialer.ts";
+import { channelOptions, secureStream } from "../secure/secure-stream.ts";
 import type { ByteStream, StreamDial } from "../transport/byte-stream.ts";
 import { dialTcp } from "../transport/tcp.ts";
 import { type Connection, type Dial, FrameConnection } from "./connection.ts";

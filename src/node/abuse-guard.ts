@@ -1,3 +1,4 @@
+import type { ProtocolError } from "../errors.ts";
 import type { CloseRequest } from "../link/connection.ts";
 import { WireErrorCode } from "../protocol/constants.ts";
 import { ABUSE_BAR_MS, type FloodLimits, THROTTLE_WINDOW_MS, TokenBucket } from "./flood-limits.ts";
@@ -25,7 +26,7 @@ export type GuardVerdict =
   | { readonly action: "drop" }
   /** Dropped, and worth one warning: the first of its kind on this link (for rate, in its window). */
   | { readonly action: "warn"; readonly message: string }
-  /** Enough: close the link with this ERROR; the neighbour's id is barred (if the table has room). */
+  /** Close the link so; for abuse, the neighbour's id is also barred (if the table has room). */
   | { readonly action: "disconnect"; readonly close: CloseRequest };
 
 const DROP: GuardVerdict = Object.freeze({ action: "drop" });
@@ -62,10 +63,21 @@ export class AbuseGuard {
     };
   }
 
-  /** The verdict for one FLOOD from `key`'s link that the relay refused as `status`. */
-  judge(status: string, state: GuardState, key: string | undefined, now: number): GuardVerdict {
-    if (status === "throttled") return this.throttled(state, key, now);
-    if (status === "forged") return this.forged(state, key, now);
+  /**
+   * The verdict for one FLOOD from `key`'s link that the relay refused: a protocol
+   * violation closes the link (the message is not relayed; the id is not barred: a bug
+   * is not abuse); rate and forgeries are counted.
+   */
+  judge(
+    refused: { readonly status: string; readonly error?: ProtocolError },
+    state: GuardState,
+    key: string | undefined,
+    now: number,
+  ): GuardVerdict {
+    if (refused.status === "invalid" && refused.error)
+      return { action: "disconnect", close: { kind: "violation", error: refused.error } };
+    if (refused.status === "throttled") return this.throttled(state, key, now);
+    if (refused.status === "forged") return this.forged(state, key, now);
     return DROP;
   }
 

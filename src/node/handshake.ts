@@ -25,6 +25,18 @@ export function helloFrame(nodeId: Uint8Array, listenPort: number, nick: string)
   return encodeHello({ nodeId, listenPort, nick });
 }
 
+/** Why this node cannot dial now, or undefined if it can. */
+export function dialRefusal(
+  closing: boolean,
+  links: number,
+  config: { readonly dial?: unknown; readonly maxPeers: number },
+): string | undefined {
+  if (!config.dial) return "this node cannot dial";
+  if (closing) return "peer is shutting down";
+  if (links >= config.maxPeers) return `at the connection cap (${config.maxPeers})`;
+  return undefined;
+}
+
 /** How a link whose HELLO did not come within `timeoutMs` is closed. */
 export function timedOut(timeoutMs: number): CloseRequest {
   const message = `no HELLO within ${timeoutMs / 1000} s`;

@@ -61,6 +61,27 @@ export class LinkTable {
     return n;
   }
 
+  /**
+   * Two links to one node: `fresh` (just through its handshake) and the neighbour's
+   * current one. Marks the one not kept as superseded; if the fresh one is kept, the
+   * neighbour moves to it without a peer-down/peer-up flicker (it keeps its `since`).
+   */
+  supersede(
+    fresh: Link,
+    keep: "existing" | "fresh",
+  ): { existing: Link; kept: Link; dropped: Link } {
+    const existing = this.byKey.get(fresh.key as string) as Link;
+    const [kept, dropped] = keep === "fresh" ? [fresh, existing] : [existing, fresh];
+    dropped.superseded = true;
+    if (kept === fresh) {
+      fresh.state = "established";
+      fresh.since = existing.since;
+      this.setNeighbour(fresh);
+      existing.state = "closed";
+    }
+    return { existing, kept, dropped };
+  }
+
   /** Makes `link` the neighbour's link (a new neighbour, or a duplicate that won). */
   setNeighbour(link: Link): void {
     this.byKey.set(link.key as string, link);

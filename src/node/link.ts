@@ -100,3 +100,9 @@ export function neighbourInfo(link: Link): NeighbourInfo {
 function unmapIPv4(host: string): string {
   return host.startsWith("::ffff:") && host.includes(".") ? host.slice(7) : host;
 }
+
+/** Tells whoever dialled `link` how the dial ended (once; later outcomes are dropped). */
+export function settleDial(link: Link, outcome: ConnectOutcome): void {
+  link.dial?.resolve(outcome);
+  link.dial = undefined;
+}

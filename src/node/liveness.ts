@@ -1,3 +1,5 @@
+import { encodePing } from "../protocol/control.ts";
+
 /** A neighbour silent this long is sent a PING. */
 export const PING_AFTER_IDLE_MS = 10_000;
 
@@ -154,6 +156,13 @@ export function cutOff(state: CutOffState, neighbours: number, unansweredLinks: 
   if (state.reported) return false;
   state.reported = true;
   return true;
+}
+
+/** A PING frame with a fresh random nonce, recorded as sent at `now` ({@link pinged}). */
+export function pingFrame(state: LivenessState, now: number): Uint8Array {
+  const nonce = crypto.getRandomValues(new BigUint64Array(1))[0] as bigint;
+  pinged(state, nonce, now);
+  return encodePing(nonce);
 }
 
 /** A PING with `nonce` went out at `now`: we wait for it to be answered. */

@@ -6,10 +6,10 @@ import {
   type Connection,
   type ConnectionClosed,
 } from "../link/connection.ts";
-import { FloodKind, FrameType, NODE_ID_BYTES, WireErrorCode } from "../protocol/constants.ts";
-import { decodeNonce, encodePing, encodePong } from "../protocol/control.ts";
+import { FrameType, NODE_ID_BYTES, WireErrorCode } from "../protocol/constants.ts";
+import { decodeNonce, encodePong } from "../protocol/control.ts";
 import { type Endpoint, formatEndpoint } from "../protocol/endpoint.ts";
-import { FLOOD_PAYLOAD_OFFSET, floodHops, floodKind, forwardFlood } from "../protocol/flood.ts";
+import { FLOOD_PAYLOAD_OFFSET } from "../protocol/flood.ts";
 import type { Frame } from "../protocol/frame-decoder.ts";
 import { hex } from "../protocol/hex.ts";
 import { decodePeers } from "../protocol/peers.ts";
@@ -20,21 +20,29 @@ import { closedLink, reportClose } from "./close-report.ts";
 import { Delivery } from "./delivery.ts";
 import { Emitter } from "./emitter.ts";
 import { describeFarewell } from "./farewell.ts";
+import { FloodIntake } from "./flood-intake.ts";
 import { DEFAULT_FLOOD_LIMITS } from "./flood-limits.ts";
 import { FlowControl, type ReadingChange } from "./flow-control.ts";
 import * as handshake from "./handshake.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { KnockLog } from "./knock-log.ts";
-import { type Link, linkEnd, neighbourInfo, newLink, type PendingDial } from "./link.ts";
+import {
+  type Link,
+  linkEnd,
+  neighbourInfo,
+  newLink,
+  type PendingDial,
+  settleDial,
+} from "./link.ts";
 import { LinkHandover } from "./link-handover.ts";
 import { LinkTable } from "./link-table.ts";
 import * as liveness from "./liveness.ts";
 import type { ConnectOutcome, NeighbourInfo, NodeEvents, SendOutcome } from "./node-events.ts";
 import { type NodeConfig, nodeConfig, type PeerNodeOptions } from "./node-options.ts";
 import { Outbox } from "./outbox.ts";
-import { type HistoryWindow, Relay, type RelayOutcome, type RelayStats } from "./relay.ts";
+import { type HistoryWindow, Relay, type RelayStats } from "./relay.ts";
 import { SeenCache } from "./seen-cache.ts";
-import { label, NOBODY, NodeTrace } from "./trace.ts";
+import { label, NodeTrace } from "./trace.ts";
 
 /**
  * One peer of the network: the driver. It keeps the link table, dispatches frames to
@@ -57,6 +65,7 @@ export class PeerNode {
   private readonly config: NodeConfig;
   private readonly trace: NodeTrace;
   private readonly outbox: Outbox;
+  private readonly intake: FloodIntake;
   private readonly links = new LinkTable();
   private readonly knocks = new KnockLog();
   private readonly handover = new LinkHandover();
@@ -80,6 +89,10 @@ export class PeerNode {
     const seen = new SeenCache(options.seenTtlMs, options.seenMaxEntries);
     this.relay = new Relay(identity, seen, { limits, lastSeq: options.lastSeq ?? 0 });
     this.outbox = new Outbox(this.relay, limits, options.nick, this.clock.now());
+    const { relay, guard, links, trace, log, events } = this;
+    const send = (link: Link, bytes: Uint8Array, start: number, end: number) =>
+      this.send(link, bytes, start, end);
+    this.intake = new FloodIntake({ relay, guard, links, trace, log, events, send });
     this.heartbeat = new Heartbeat(this.clock, liveness.HEARTBEAT_INTERVAL_MS, () => this.tick());
     this.heartbeat.start();
   }
@@ -226,12 +239,10 @@ export class PeerNode {
 
   /** Dials `endpoint`, waits for the handshake: the neighbour, or why not (never rejects). */
   async connect(endpoint: Endpoint): Promise<ConnectOutcome> {
-    if (!this.config.dial) return { status: "failed", reason: "this node cannot dial" };
-    if (this.closing) return { status: "failed", reason: "peer is shutting down" };
-    if (this.links.size >= this.config.maxPeers) {
-      return { status: "failed", reason: `at the connection cap (${this.config.maxPeers})` };
-    }
-    const result = await this.config.dial(endpoint);
+    const dial = this.config.dial;
+    const refusal = handshake.dialRefusal(this.closing, this.links.size, this.config);
+    if (refusal !== undefined || !dial) return { status: "failed", reason: `${refusal}` };
+    const result = await dial(endpoint);
     if (!result.ok) return { status: "failed", reason: result.error.message };
     const conn = result.connection;
     if (this.closing) {
@@ -253,18 +264,20 @@ export class PeerNode {
   /** Leaves gracefully: BYE to every neighbour, flushed; resolves by the flush deadline. */
   async close(reason = "quit"): Promise<void> {
     if (this.closing) return;
-    this.closing = true;
-    this.heartbeat.stop();
-    this.handover.clear();
+    this.stop();
     await this.links.closeAll(reason, this.clock, CLOSE_FLUSH_TIMEOUT_MS);
   }
 
   /** Stops at once, no goodbye, every link dropped unflushed: a crash, to the neighbours. */
   abort(): void {
+    this.stop();
+    for (const link of [...this.links.all]) link.conn.abort();
+  }
+
+  private stop(): void {
     this.closing = true;
     this.heartbeat.stop();
     this.handover.clear();
-    for (const link of [...this.links.all]) link.conn.abort();
   }
 
   /** Frame dispatch: the handshake's first, then each type to whoever decides it. */
@@ -275,7 +288,7 @@ export class PeerNode {
       // this link must still count. The relay de-duplicates. The protocols above the node
       // know the neighbour by id, not by link: a sync round begun on this link goes on
       // over the one kept, and left unanswered it would hold back the next for 30 s.
-      if (frame.type === FrameType.Flood) this.onFlood(link, frame);
+      if (frame.type === FrameType.Flood) this.intake.receive(link, frame, this.clock.now());
       else this.handlers.get(frame.type)?.(link.key as string, frame);
       return;
     }
@@ -285,7 +298,7 @@ export class PeerNode {
     }
     switch (frame.type) {
       case FrameType.Flood:
-        this.onFlood(link, frame);
+        this.intake.receive(link, frame, this.clock.now());
         return;
       case FrameType.Ping:
         if (this.send(link, encodePong(decodeNonce(frame.payload, "PING"))))
@@ -337,28 +350,18 @@ export class PeerNode {
       this.releaseHeld();
     } else {
       // Ourselves: the dial must hear so before the close, which reports a failure.
-      if (step.action === "self") this.resolveDial(link, { status: "self" });
+      if (step.action === "self") settleDial(link, { status: "self" });
       link.conn.close(step.close); // barred, or ourselves
     }
   }
 
   /** Two links to one node: keep the one the handshake chose, close the other quietly. */
   private resolveDuplicate(fresh: Link, keep: "existing" | "fresh"): void {
-    const existing = this.links.neighbour(fresh.key as string) as Link;
-    const [kept, dropped] = keep === "fresh" ? [fresh, existing] : [existing, fresh];
-    dropped.superseded = true;
+    const { existing, kept, dropped } = this.links.supersede(fresh, keep);
     this.trace.duplicate(kept, dropped);
-    if (kept === fresh) {
-      // Move the neighbour to the new link without a peer-down/peer-up flicker.
-      fresh.state = "established";
-      fresh.since = existing.since;
-      this.links.setNeighbour(fresh);
-      existing.state = "closed";
-    }
     dropped.conn.close({ kind: "quiet", reason: "duplicate link", drain: true });
     const peer = neighbourInfo(kept);
-    for (const link of [existing, fresh])
-      this.resolveDial(link, { status: "already-connected", peer });
+    for (const link of [existing, fresh]) settleDial(link, { status: "already-connected", peer });
   }
 
   private establish(link: Link): void {
@@ -379,7 +382,7 @@ export class PeerNode {
       `linked to ${peer.nick} (${formatEndpoint(peer.address)}, ${peer.direction}${moved})`,
     );
     if (!held) this.events.emit("peer-up", peer);
-    this.resolveDial(link, { status: "connected", peer });
+    settleDial(link, { status: "connected", peer });
   }
 
   /** Reports the held peer-downs whose host has no handshake left that could take them over. */
@@ -388,65 +391,13 @@ export class PeerNode {
       this.events.emit("peer-down", down);
   }
 
-  private resolveDial(link: Link, outcome: ConnectOutcome): void {
-    link.dial?.resolve(outcome);
-    link.dial = undefined;
-  }
-
-  /** A FLOOD: the relay decides, the guard judges a pattern, the node forwards and delivers. */
-  private onFlood(link: Link, frame: Frame): void {
-    const { bytes, start, end } = frame;
-    const now = this.clock.now();
-    const outcome = this.relay.receive(bytes, start, end, now, link.guard.bucket);
-    if (outcome.status !== "accepted") {
-      this.refused(link, outcome, now);
-      this.trace.flood(link, frame, outcome, floodHops(bytes, start), NOBODY);
-      return;
-    }
-    const hops = floodHops(bytes, start);
-    const sentTo: Link[] | undefined = this.trace.tracing ? [] : undefined;
-    // Forward only if somebody other than the sender will get it. The frame goes on as
-    // it arrived, its hops byte raised in place: no copy is made unless the frame had
-    // to be reassembled from several chunks (then its length prefix is not in `bytes`).
-    const others =
-      this.links.neighbourCount - (link.state === "established" && !link.superseded ? 1 : 0);
-    if (outcome.forward && others > 0) {
-      const out = forwardFlood(bytes, start, end, frame.framed, hops + 1);
-      const from = out === bytes ? start - FLOOD_PAYLOAD_OFFSET : 0;
-      const to = out === bytes ? end : out.length;
-      for (const other of this.links.neighbours()) {
-        // Not back to the sender, nor to its new link if this one is a drained duplicate.
-        if (other === link || other.key === link.key) continue;
-        if (this.send(other, out, from, to)) sentTo?.push(other);
-      }
-    }
-    this.trace.flood(link, frame, outcome, hops, sentTo ?? NOBODY);
-    const delivery = new Delivery(bytes, start, end, now, hops + 1, outcome.presence);
-    this.events.emit("flood", delivery);
-    if (floodKind(bytes, start) === FloodKind.Chat) this.events.emit("message", delivery);
-  }
-
   /**
    * A stored message that neighbour `from` sent by sync: checked like a live FLOOD, a
    * forgery counted against `from`. Returns it, marked late, if it is new to us.
    */
   acceptStored(from: string, frame: Frame, window: HistoryWindow): Delivery | undefined {
     const link = this.links.neighbour(from);
-    if (link === undefined) return undefined;
-    const now = this.clock.now();
-    const outcome = this.relay.receiveStored(frame.bytes, frame.start, frame.end, now, window);
-    if (outcome.status !== "accepted") return this.refused(link, outcome, now);
-    return new Delivery(frame.bytes, frame.start, frame.end, now, 1, undefined, true);
-  }
-
-  /** A FLOOD the relay did not accept: what it means for the neighbour that sent it. */
-  private refused(link: Link, outcome: RelayOutcome, now: number): undefined {
-    // Invalid: closes this link only; the message is not relayed.
-    if (outcome.status === "invalid") link.conn.close({ kind: "violation", error: outcome.error });
-    const verdict = this.guard.judge(outcome.status, link.guard, link.key, now);
-    if (verdict.action === "warn") this.log.warn(`${label(link)} ${verdict.message}`);
-    else if (verdict.action === "disconnect") link.conn.close(verdict.close);
-    return undefined;
+    return link && this.intake.stored(link, frame, window, this.clock.now());
   }
 
   private onClose(link: Link, info: ConnectionClosed): void {
@@ -466,7 +417,7 @@ export class PeerNode {
     }
     if (info.code === WireErrorCode.Internal && info.error) this.log.debug(info.error);
     if (report.problem) this.events.emit("link-problem", report.problem);
-    this.resolveDial(link, { status: "failed", reason: report.reason, stage: "handshake" });
+    settleDial(link, { status: "failed", reason: report.reason, stage: "handshake" });
     if (report.peerDown) {
       const from = this.closing ? 0 : this.links.handshakesFrom(report.peerDown.address.host);
       const down = this.handover.closed(closed, info, report.peerDown, from);
@@ -495,9 +446,8 @@ export class PeerNode {
   }
 
   private ping(link: Link): void {
-    const nonce = crypto.getRandomValues(new BigUint64Array(1))[0] as bigint;
-    liveness.pinged(link.liveness, nonce, this.clock.now());
-    if (this.send(link, encodePing(nonce))) liveness.controlSent(link.liveness);
+    const frame = liveness.pingFrame(link.liveness, this.clock.now());
+    if (this.send(link, frame)) liveness.controlSent(link.liveness);
   }
 
   /** Sends one frame on a link; false if the link is closing or its reader is too slow. */

@@ -96,6 +96,43 @@ export function unansweredReason(answered: boolean, reset: boolean): string {
   return reset ? HANDSHAKE_REFUSED_REASON : HANDSHAKE_TURNED_AWAY_REASON;
 }
 
+/** How a responder whose node ends the stream before the link is up says no. */
+export interface SayingNo {
+  /** The node's ERROR can be message 2's payload (if a place to wait for message 1 is free). */
+  readonly inMessage2: boolean;
+  /** Else the connection can be turned away with a FIN and no byte (if a place is free). */
+  readonly turnAway: boolean;
+}
+
+/**
+ * Decides how to refuse (docs/PROTOCOL.md §2a): only a responder before message 2 can
+ * do either. The node's ERROR rides in message 2 if the node has written nothing yet
+ * (no HELLO) and it fits. A close without an ERROR (busy, shutting down), or with one
+ * that could not ride (no place left to wait in), is a turn-away. An ERROR after the
+ * node's HELLO is the handshake deadline: a reset, as for every failed handshake.
+ */
+export function sayingNo(s: {
+  readonly inbound: boolean;
+  readonly beforeSecond: boolean;
+  /** The node has written nothing on the stream (no HELLO). */
+  readonly nodeSilent: boolean;
+  readonly final: Uint8Array | undefined;
+}): SayingNo {
+  const open = s.inbound && s.beforeSecond;
+  return {
+    inMessage2: open && s.nodeSilent && s.final !== undefined && fitsMessage2(s.final),
+    turnAway: open && !(s.final && wholeErrorFrame(s.final) && !s.nodeSilent),
+  };
+}
+
+/**
+ * Why the connection ended, as this side tells it, when the remote closed it during the
+ * handshake: the dialler tells a turn-away from another room ({@link unansweredReason}).
+ */
+export function hangUpReason(outbound: boolean, answered: boolean, reset: boolean): string {
+  return outbound ? unansweredReason(answered, reset) : "closed during the handshake";
+}
+
 /** A bounded number of places for each peer (keyed by its channel options). */
 class Places {
   private readonly taken = new WeakMap<SecureChannelOptions, number>();
@@ -121,8 +158,30 @@ class Places {
 // Refused connections held open until message 1 arrives, per peer.
 const waiting = new Places(MAX_WAITING_REFUSALS);
 
-/** Connections turned away without a byte, held half-closed until the dialler closes, per peer. */
-export const turningAway = new Places(MAX_TURNING_AWAY);
+// Connections turned away without a byte, held half-closed until the dialler closes, per peer.
+const turningAway = new Places(MAX_TURNING_AWAY);
+
+/**
+ * A connection turned away with a FIN: one of the peer's {@link MAX_TURNING_AWAY}
+ * places, since the FIN keeps a descriptor until the dialler closes its end.
+ */
+export class TurnAway {
+  private held = true;
+
+  private constructor(private readonly options: SecureChannelOptions) {}
+
+  /** Takes a place; undefined when every place is taken (the connection is reset instead). */
+  static hold(options: SecureChannelOptions): TurnAway | undefined {
+    return turningAway.take(options) ? new TurnAway(options) : undefined;
+  }
+
+  /** The connection is closed: its place is free again. Idempotent. */
+  release(): void {
+    if (!this.held) return;
+    this.held = false;
+    turningAway.give(this.options);
+  }
+}
 
 /**
  * A responder's wait for message 1, to answer it with a refusal: one of the peer's

@@ -1,6 +1,5 @@
 import type { CipherState } from "../noise/cipher-state.ts";
 import type { KeyPair } from "../noise/primitives.ts";
-import type { Endpoint } from "../protocol/endpoint.ts";
 import type {
   ByteStream,
   ByteStreamHandler,
@@ -11,13 +10,12 @@ import type {
 import { FINAL_FRAME_RESERVE_BYTES, MAX_PENDING_BYTES } from "../transport/limits.ts";
 import type { FixedEphemeral, SecureChannelOptions } from "./channel-options.ts";
 import {
-  fitsMessage2,
+  hangUpReason,
   leadingError,
   RefusalWait,
   refusalReason,
-  turningAway,
-  unansweredReason,
-  wholeErrorFrame,
+  sayingNo,
+  TurnAway,
 } from "./handshake-refusal.ts";
 import {
   NoiseMessageReader,
@@ -32,32 +30,29 @@ import { looksLikeV1Hello, VERSION_ONE_REASON, versionOneRefusal } from "./v1-re
 export { channelOptions, type SecureChannelOptions } from "./channel-options.ts";
 
 const EMPTY = new Uint8Array(0);
+/** Room for the node's writes below the pending-bytes cap: its final frame always fits. */
+const WRITE_CAP_BYTES = MAX_PENDING_BYTES - FINAL_FRAME_RESERVE_BYTES;
+/** What `plainBytes` of plaintext take on the wire: ciphertext, tags and lengths. */
+const wireBytesFor = (plainBytes: number) => plainBytes + overheadFor(plainBytes);
 
 /**
  * Wraps `inner` in a Noise_XXpsk0 channel: the stream the node sees carries the same
  * v1-style frames, while the wire carries `u16 length | ciphertext` messages. The node
  * and the relay do not change.
  *
- * HELLO moves into the handshake. The first frame the node writes (its HELLO) becomes
- * this side's handshake payload, with a signature by the identity key over the Noise
- * static key appended; the remote's HELLO, once its signature checks out against the
- * node id it names, is handed up as the first frame read. Frames the node writes before
- * the handshake ends wait, encrypted once it has.
+ * HELLO moves into the handshake: the node's first frame becomes this side's handshake
+ * payload, signed by the identity key over the Noise static key; the remote's HELLO,
+ * once its signature checks out, is handed up as the first frame read. Frames written
+ * before the handshake ends wait, encrypted once it has.
  *
- * Refusals travel in the handshake (docs/PROTOCOL.md §2a, "Refusals"). A responder whose
- * node ends the stream with an ERROR before writing its HELLO (a full peer) answers
- * message 1 with that ERROR as the payload of message 2. A responder's node reads the
- * remote's HELLO before the confirmation leaves, so that its answer, a refusal included,
- * travels in the confirmation. Either way the refused side's node gets the ERROR as its
- * first frame, in place of the remote's HELLO, and the link never comes up.
- *
- * A responder whose node ends the stream before this side has sent a byte, with no
- * ERROR to carry (it is busy or shutting down), turns the connection away with a FIN and
- * no byte; failures of the handshake itself are resets. The dialler tells the two apart
- * (docs/PROTOCOL.md §2a, "Turned away").
- *
- * Failures (wrong room, tampering, a bad signature) close the link; the reason reaches
- * the node as {@link StreamClosed.reason}. Nothing the remote sends is thrown.
+ * Refusals travel in the handshake (docs/PROTOCOL.md §2a, "Refusals"): a responder's
+ * ERROR before its HELLO (a full peer) is message 2's payload; an answer to the remote's
+ * HELLO (a refusal included) travels in the confirmation. The refused side's node gets
+ * the ERROR as its first frame, and the link never comes up. A responder that ends the
+ * stream with no ERROR before sending a byte (busy, shutting down) turns the connection
+ * away with a FIN ("Turned away"); failures of the handshake itself (wrong room,
+ * tampering, a bad signature) are resets. The reason reaches the node as
+ * {@link StreamClosed.reason}; nothing the remote sends is thrown.
  *
  * @param fixed test vectors only (docs/PROTOCOL.md §9): this stream's ephemeral key
  */
@@ -73,8 +68,7 @@ class SecureStream implements ByteStream {
   private handler: ByteStreamHandler | undefined;
   private phase: "handshake" | "open" | "closed" = "handshake";
   private readonly handshake: SecureHandshake;
-  private send: CipherState | undefined;
-  private receive: CipherState | undefined;
+  private ciphers: { readonly send: CipherState; readonly receive: CipherState } | undefined;
   /** Plaintext written by the node, not yet encrypted. */
   private readonly plain = new PlainQueue();
   private flushScheduled = false;
@@ -92,8 +86,8 @@ class SecureStream implements ByteStream {
   private unconfirmed = false;
   /** Responder refusing in message 2, waiting for message 1. */
   private refusal: RefusalWait | undefined;
-  /** Responder turning the connection away without a byte: holds a `turningAway` place. */
-  private turnedAway = false;
+  /** Responder turning the connection away without a byte: the place it holds. */
+  private turnedAway: TurnAway | undefined;
   /** The remote has sent at least one byte. */
   private answered = false;
   /** The remote's HELLO frame, verified, until the link is up on both ends. */
@@ -144,12 +138,8 @@ class SecureStream implements ByteStream {
     if (this.closed) return "closed";
     const n = end - start;
     if (n <= 0) return "queued";
-    // The cap holds for what the kernel will be handed: ciphertext, tags and lengths.
-    const plainBytes = this.plain.bytes + n;
-    const wireBytes = plainBytes + overheadFor(plainBytes);
-    if (this.inner.pendingBytes + wireBytes > MAX_PENDING_BYTES - FINAL_FRAME_RESERVE_BYTES) {
+    if (this.inner.pendingBytes + wireBytesFor(this.plain.bytes + n) > WRITE_CAP_BYTES)
       return "overflow";
-    }
     this.plain.push(bytes, start, end);
     if (this.phase === "open") this.scheduleFlush();
     else if (this.helloWanted) this.continueHandshake();
@@ -159,9 +149,16 @@ class SecureStream implements ByteStream {
   end(final?: Uint8Array, options?: EndOptions): void {
     if (this.closed) return;
     if (this.phase !== "open") {
-      // No keys yet to say goodbye with: just go, unless the node's ERROR can be message 2.
-      if (final && this.refuseInMessage2(final)) return;
-      if (!this.turnAway(final)) this.fail("closed during the handshake", { by: "local" });
+      // No keys yet to say goodbye with: refuse in message 2, turn away, or reset.
+      const no = sayingNo({
+        inbound: this.direction === "inbound",
+        beforeSecond: this.handshake.beforeSecond,
+        nodeSilent: this.ownHello === undefined && this.plain.bytes === 0,
+        final,
+      });
+      if (no.inMessage2 && this.refuseInMessage2(final as Uint8Array)) return;
+      if (!(no.turnAway && this.turnAway()))
+        this.fail("closed during the handshake", { by: "local" });
       return;
     }
     this.ending = final ?? EMPTY;
@@ -216,7 +213,7 @@ class SecureStream implements ByteStream {
   };
 
   private onTransportMessage(message: Uint8Array): void {
-    const result = (this.receive as CipherState).decrypt(message);
+    const result = (this.ciphers as { receive: CipherState }).receive.decrypt(message);
     if (!result.ok) {
       this.fail(
         `secure channel: message failed to decrypt (${result.reason}): tampered or corrupt`,
@@ -299,9 +296,7 @@ class SecureStream implements ByteStream {
   }
 
   private open(): void {
-    const ciphers = this.handshake.split();
-    this.send = ciphers.send;
-    this.receive = ciphers.receive;
+    this.ciphers = this.handshake.split();
     this.phase = "open";
     this.unconfirmed = this.direction === "inbound";
     if (this.plain.bytes > 0) this.scheduleFlush();
@@ -322,26 +317,13 @@ class SecureStream implements ByteStream {
   private flush(): void {
     if (this.phase !== "open" || (this.plain.bytes === 0 && !this.unconfirmed)) return;
     this.unconfirmed = false;
-    const out = sealTransport(this.send as CipherState, this.plain.take());
+    const out = sealTransport((this.ciphers as { send: CipherState }).send, this.plain.take());
     if (this.ending) this.inner.end(out, this.endOptions);
     else if (this.inner.write(out) === "overflow") this.fail("slow consumer", { by: "local" });
   }
 
-  // Refusals in the handshake.
-
-  /** The node has written nothing on this stream yet (no HELLO). */
-  private get nodeSilent(): boolean {
-    return this.ownHello === undefined && this.plain.bytes === 0;
-  }
-
-  /**
-   * Sends the node's final frame as message 2, now or once message 1 is in, if it can be:
-   * we are the responder, message 2 is still to come, the node has written nothing (no
-   * HELLO), the frame is an ERROR that fits, and the peer has a place to wait in.
-   */
+  /** Sends the node's ERROR as message 2, now or once message 1 is in, if a place to wait is free. */
   private refuseInMessage2(final: Uint8Array): boolean {
-    const nothingSent = this.handshake.beforeSecond && this.nodeSilent;
-    if (this.direction !== "inbound" || !nothingSent || !fitsMessage2(final)) return false;
     // The deadline of §3 still holds: a dialler that never speaks is reset.
     this.refusal = RefusalWait.hold(this.options, (why) => this.fail(why, { by: "local" }));
     if (!this.refusal) return false;
@@ -350,22 +332,11 @@ class SecureStream implements ByteStream {
     return true;
   }
 
-  /**
-   * Turns the connection away with a FIN and not a byte, if that is what the node's
-   * close means: we are the responder, message 2 is still to come, and the node closes
-   * without an ERROR (busy, shutting down), or with one it could not send before its
-   * HELLO (at its cap, with no place left to wait for message 1 in). An ERROR after its
-   * HELLO is the handshake deadline: a reset, as for every failed handshake. So is a
-   * turn-away past the peer's `MAX_TURNING_AWAY` places: the FIN keeps a descriptor
-   * until the dialler closes its end.
-   */
-  private turnAway(final: Uint8Array | undefined): boolean {
-    if (this.direction !== "inbound" || !this.handshake.beforeSecond) return false;
-    if (final && wholeErrorFrame(final) && !this.nodeSilent) return false;
-    if (!turningAway.take(this.options)) return false;
-    this.turnedAway = true;
-    this.finish("turned away before the handshake", "local");
-    return true;
+  /** Turns the connection away with a FIN and not a byte, if a place is free. */
+  private turnAway(): boolean {
+    this.turnedAway = TurnAway.hold(this.options);
+    if (this.turnedAway) this.finish("turned away before the handshake", "local");
+    return this.turnedAway !== undefined;
   }
 
   /** Message 2 with the node's ERROR as its payload, then the end (FIN). */
@@ -385,8 +356,6 @@ class SecureStream implements ByteStream {
     this.handler?.data(error);
     this.finish(reason, "remote");
   }
-
-  // Closing.
 
   private refuseV1(): void {
     // A v1 peer reads frames in the clear: tell it why, in words it understands.
@@ -411,35 +380,18 @@ class SecureStream implements ByteStream {
 
   private onInnerClosed(info: StreamClosed): void {
     this.refusal?.release();
-    if (this.turnedAway) {
-      this.turnedAway = false;
-      turningAway.give(this.options);
-    }
-    const wasHandshaking = this.phase === "handshake";
+    this.turnedAway?.release();
+    const hungUp = this.phase === "handshake" && info.by === "remote";
     this.phase = "closed";
-    let reason = this.closeReason;
-    if (reason === undefined && wasHandshaking && info.by === "remote") {
-      // The dialled side hung up on message 1: turned away (FIN), or another room (reset).
-      reason =
-        this.inner.direction === "outbound"
-          ? unansweredReason(this.answered, info.error !== undefined)
-          : "closed during the handshake";
-    }
+    const reason =
+      this.closeReason ??
+      (hungUp
+        ? hangUpReason(this.direction === "outbound", this.answered, !!info.error)
+        : undefined);
     this.handler?.close({
       by: this.closeBy ?? info.by,
       ...(info.error ? { error: info.error } : {}),
       ...(reason !== undefined ? { reason } : {}),
     });
   }
-}
-
-/** Wraps a dialler so that every stream it opens runs the secure channel. */
-export function secureDialer<R extends { ok: true; stream: ByteStream } | { ok: false }>(
-  dial: (endpoint: Endpoint) => Promise<R>,
-  options: SecureChannelOptions,
-): (endpoint: Endpoint) => Promise<R> {
-  return async (endpoint) => {
-    const result = await dial(endpoint);
-    return result.ok ? { ...result, stream: secureStream(result.stream, options) } : result;
-  };
 }
