@@ -19,6 +19,7 @@ import {
   PROBE_AFTER_MS,
   pinged,
   ponged,
+  survey,
   UNANSWERED_AFTER_MS,
   unanswered,
 } from "../../src/node/liveness.ts";
@@ -247,4 +248,53 @@ test("a neighbour that answers its probes is never taken for a cut-off, however 
   }
   expect(cutOffs).toEqual([]);
   expect(node.neighbourCount).toBe(1);
+});
+
+describe("survey: one heartbeat over the neighbours' links", () => {
+  /** A link as the heartbeat sees it, established at 0 with one frame each way. */
+  const watched = () => {
+    const liveness = newLiveness(0);
+    livenessFrom(liveness, 1, 0, 1);
+    return { liveness, conn: { stats: { framesIn: 1, framesOut: 1 } }, flow: { paused: false } };
+  };
+
+  test("idle past the PING mark: pinged; silent past the dead mark: dead, and not a neighbour", () => {
+    const idle = watched();
+    const gone = watched();
+    gone.liveness.lastFrameAt = -DEAD_AFTER_IDLE_MS;
+    const result = survey([idle, gone], { reported: false }, PING_AFTER_IDLE_MS);
+    expect(result.ping).toEqual([idle]);
+    expect(result.dead).toEqual([{ link: gone, reason: "timed out: no frame for 40 s" }]);
+    expect(result.cutOff).toBeUndefined();
+  });
+
+  test("every neighbour still linked unanswered: cut off, said once, with the shortest silence", () => {
+    const a = watched();
+    const b = watched();
+    const state = { reported: false };
+    // We send to both at 1 s; a answers nothing from then, b nothing from 3 s.
+    a.conn.stats.framesOut = 2;
+    survey([a], state, 1000);
+    b.conn.stats.framesOut = 2;
+    survey([b], state, 3000);
+    const at = 3000 + UNANSWERED_AFTER_MS;
+    const first = survey([a, b], state, at);
+    expect(first.cutOff).toEqual({ neighbours: 2, silentMs: UNANSWERED_AFTER_MS });
+    expect(survey([a, b], state, at + HEARTBEAT_INTERVAL_MS).cutOff).toBeUndefined();
+    // One answers: not cut off; silent again later: said again.
+    b.conn.stats.framesIn = 2;
+    expect(survey([a, b], state, at + 2 * HEARTBEAT_INTERVAL_MS).cutOff).toBeUndefined();
+    expect(state.reported).toBe(false);
+  });
+
+  test("one neighbour answering is enough: not cut off", () => {
+    const quiet = watched();
+    const talking = watched();
+    const state = { reported: false };
+    quiet.conn.stats.framesOut = 2;
+    survey([quiet, talking], state, 1000);
+    talking.conn.stats.framesIn = 5;
+    const result = survey([quiet, talking], state, 1000 + UNANSWERED_AFTER_MS);
+    expect(result.cutOff).toBeUndefined();
+  });
 });

@@ -5,6 +5,7 @@ import {
   type Admission,
   type AdmissionVerdict,
   admit,
+  dialRefusal,
   type HandshakeContext,
   handshakeStep,
   type LinkEnd,
@@ -381,5 +382,17 @@ describe("the duplicate-link rule", () => {
         expect((step.keep === "existing" ? old : fresh).name).toBe(expected);
       },
     );
+  });
+});
+
+describe("dialRefusal", () => {
+  const dial = async () => ({ ok: false as const });
+  test.each([
+    ["can dial", false, 3, { dial, maxPeers: 8 }, undefined],
+    ["no dialler (a node in a test)", false, 0, { maxPeers: 8 }, "this node cannot dial"],
+    ["shutting down", true, 0, { dial, maxPeers: 8 }, "peer is shutting down"],
+    ["at the cap", false, 8, { dial, maxPeers: 8 }, "at the connection cap (8)"],
+  ] as const)("%s", (_name, closing, links, config, expected) => {
+    expect(dialRefusal(closing, links, config)).toBe(expected);
   });
 });

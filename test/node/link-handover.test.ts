@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { type ConnectionClosed, FrameConnection } from "../../src/link/connection.ts";
 import { type ClosedLink, holdsPeerDown } from "../../src/node/close-report.ts";
+import { LinkHandover } from "../../src/node/link-handover.ts";
 import type { NeighbourInfo, PeerDown } from "../../src/node/node-events.ts";
 import { PeerNode } from "../../src/node/peer-node.ts";
 import { WireErrorCode } from "../../src/protocol/constants.ts";
@@ -175,5 +176,59 @@ describe("holdsPeerDown", () => {
     ],
   ])("%s", (_name, closed, info, handshakes, held) => {
     expect(holdsPeerDown(closed, info, handshakes)).toBe(held);
+  });
+});
+
+describe("LinkHandover", () => {
+  const down = (nodeId: string, host: string): PeerDown => ({
+    nodeId,
+    nick: "bob",
+    address: { host, port: 9001 },
+    direction: "inbound",
+    since: 5,
+    listenPort: 9001,
+    pendingBytes: 0,
+    rttMs: undefined,
+    reason: "connection reset",
+    by: "remote",
+    graceful: false,
+  });
+  const closed: ClosedLink = {
+    established: true,
+    superseded: false,
+    neighbour: down("b0".repeat(32), "10.0.0.2"),
+    nick: "bob",
+    graceful: false,
+    remoteReason: undefined,
+  };
+  const fin: ConnectionClosed = { by: "remote", reason: "closed" };
+
+  test("held while a handshake from its host is under way; taken over if the same node comes up", () => {
+    const h = new LinkHandover();
+    const bob = down("b0".repeat(32), "10.0.0.2");
+    expect(h.closed(closed, fin, bob, 1)).toBeUndefined();
+    expect(h.released(() => 1)).toEqual([]);
+    expect(h.resumed(bob.nodeId)).toBe(bob);
+    // Taken over: nothing left to report.
+    expect(h.released(() => 0)).toEqual([]);
+  });
+
+  test("released when its host has no handshake left; reported at once with none under way", () => {
+    const h = new LinkHandover();
+    const bob = down("b0".repeat(32), "10.0.0.2");
+    const carol = down("c0".repeat(32), "10.0.0.3");
+    expect(h.closed(closed, fin, bob, 1)).toBeUndefined();
+    expect(h.closed(closed, fin, carol, 1)).toBeUndefined();
+    expect(h.released((host) => (host === "10.0.0.2" ? 0 : 1))).toEqual([bob]);
+    expect(h.released(() => 0)).toEqual([carol]);
+    expect(h.closed(closed, fin, bob, 0)).toBe(bob);
+    expect(h.resumed(bob.nodeId)).toBeUndefined();
+  });
+
+  test("clear forgets everything held (the node is closing)", () => {
+    const h = new LinkHandover();
+    expect(h.closed(closed, fin, down("b0".repeat(32), "10.0.0.2"), 1)).toBeUndefined();
+    h.clear();
+    expect(h.released(() => 0)).toEqual([]);
   });
 });

@@ -13,7 +13,7 @@ import {
   NOISE_PROLOGUE,
   NOISE_PROTOCOL_NAME,
 } from "../../src/secure/constants.ts";
-import { unansweredReason } from "../../src/secure/handshake-refusal.ts";
+import { hangUpReason, sayingNo, unansweredReason } from "../../src/secure/handshake-refusal.ts";
 import { generateIdentity, type Identity } from "../../src/secure/identity.ts";
 import { roomKey } from "../../src/secure/room.ts";
 import { channelOptions, secureStream } from "../../src/secure/secure-stream.ts";
@@ -526,5 +526,32 @@ describe("what a dialler says when the listener closed during the handshake", ()
     ["a FIN after an answer", true, false, "closed during the handshake"],
   ])("%s", (_name, answered, reset, reason) => {
     expect(unansweredReason(answered, reset)).toBe(reason);
+  });
+});
+
+describe("sayingNo: how a responder whose node ends the stream during the handshake refuses", () => {
+  const error = encodeError({
+    code: WireErrorCode.TooManyPeers,
+    message: "too many peers (limit 2)",
+  });
+  test.each([
+    ["a full peer's ERROR before its HELLO: in message 2", true, true, true, error, true, true],
+    ["busy, no ERROR: turned away", true, true, true, undefined, false, true],
+    ["an ERROR after its HELLO (the deadline): a reset", true, true, false, error, false, false],
+    ["no ERROR after its HELLO: turned away", true, true, false, undefined, false, true],
+    ["message 2 already sent: a reset", true, false, true, error, false, false],
+    ["the dialler: a reset", false, true, true, error, false, false],
+  ] as const)("%s", (_name, inbound, beforeSecond, nodeSilent, final, inMessage2, turnAway) => {
+    expect(sayingNo({ inbound, beforeSecond, nodeSilent, final })).toEqual({
+      inMessage2,
+      turnAway,
+    });
+  });
+
+  test("the dialler tells a turn-away from another room; the listener says it was closed", () => {
+    expect(hangUpReason(true, false, true)).toBe(HANDSHAKE_REFUSED_REASON);
+    expect(hangUpReason(true, false, false)).toBe(HANDSHAKE_TURNED_AWAY_REASON);
+    expect(hangUpReason(true, true, true)).toBe("closed during the handshake");
+    expect(hangUpReason(false, false, true)).toBe("closed during the handshake");
   });
 });
