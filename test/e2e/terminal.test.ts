@@ -2,7 +2,7 @@ import { afterEach, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { CliProcess, fromSource } from "../helpers/cli.ts";
+import { CliProcess, fromSource, listenPortOf } from "../helpers/cli.ts";
 import { hermeticDirs, testEnv } from "../helpers/hermetic-env.ts";
 import { Screen } from "../helpers/screen.ts";
 import { waitFor } from "../helpers/wait-for.ts";
@@ -346,4 +346,47 @@ test("/ignore hides a person's messages here (by identity), /unignore shows them
 
   t.type("/clear\r");
   await t.waitForScreen((rows) => rows.length === 1 && rows[0] === "[lobby · 3 here] >", "cleared");
+}, 30_000);
+
+test("at the prompt: a neighbour that left and came back, then is killed, is a 'lost link' line at once, and /who drops it; /quit WORDS says them", async () => {
+  const t = await ttyPeer(["127.0.0.1", "0", "--nick", "me"]);
+  const keyDir = mkdtempSync(join(hermeticDirs().root, "bob-"));
+  const bobArgs = (port: string) => [
+    "127.0.0.1",
+    port,
+    "127.0.0.1",
+    String(t.port()),
+    "--nick",
+    "bob",
+    "--identity",
+    join(keyDir, "identity"),
+    "--ephemeral",
+  ];
+  const first = new CliProcess(fromSource, bobArgs("0"));
+  others.push(first);
+  await t.waitForScreen((rows) => rows.some((r) => r.includes("bob joined")), "bob joined");
+  const port = String(await listenPortOf(first));
+  first.send("/quit brb");
+  await t.waitForScreen((rows) => rows.some((r) => r.endsWith("bob left: brb")), "bob left");
+  expect(await first.exited).toBe(0);
+
+  // Back with the same identity and port, then killed: the loss is news again, at once.
+  const again = new CliProcess(fromSource, bobArgs(port));
+  others.push(again);
+  await t.waitForScreen(
+    (rows) => rows.filter((r) => r.includes("bob joined")).length === 2,
+    "back",
+  );
+  again.signal("SIGKILL");
+  await t.waitForScreen((rows) => rows.some((r) => /\* lost link to bob \(/.test(r)), "lost link");
+  t.type("/who\r");
+  await t.waitForScreen(
+    (rows) => rows.some((r) => r.includes("* 1 here (heard from")),
+    "/who: only me",
+  );
+
+  const carol = await pipedPeer(t, "carol");
+  t.type("/quit see you all\r");
+  await carol.waitForLine("me left: see you all");
+  expect(await t.proc.exited).toBe(0);
 }, 30_000);
