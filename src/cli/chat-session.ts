@@ -15,7 +15,7 @@ import type { IgnoreList } from "./ignore-list.ts";
 import { chatTexts, helpText, parseInput, partingWords } from "./input.ts";
 import { NickBook } from "./nick-book.ts";
 import type { Output } from "./output.ts";
-import { resolveRecipient } from "./recipient.ts";
+import { type Recipient, resolveRecipient } from "./recipient.ts";
 
 /** What the session asks of the screen and the settings, when there are any. */
 export interface SessionHooks {
@@ -182,11 +182,9 @@ export class ChatSession {
           this.output.error("bad-input", "usage: /msg NAME TEXT", { show: true });
           return;
         }
-        // Who is here now too (heard by ALIVE, which the book does not hear of).
-        for (const e of this.peer.presence.who()) if (!e.self) this.book.see(e.nodeId, e.nick);
-        const recipient = resolveRecipient(this.book, match[1] as string);
+        const recipient = this.resolve(match[1] as string);
         if (recipient.status === "refused") {
-          this.output.error("recipient", recipient.message, { show: true });
+          this.output.error("recipient", `not sent: ${recipient.message}`, { show: true });
           return;
         }
         this.sendDirect(recipient.nodeId, match[2] as string);
@@ -228,6 +226,13 @@ export class ChatSession {
     }
   }
 
+  /** Whom NAME means (`/msg`, `/ignore`), among all heard of and who is here now. */
+  private resolve(name: string): Recipient {
+    // Who is here now too (heard by ALIVE, which the book does not hear of).
+    for (const e of this.peer.presence.who()) if (!e.self) this.book.see(e.nodeId, e.nick);
+    return resolveRecipient(this.book, name);
+  }
+
   /** `/ignore NAME`, `/unignore NAME`, `/ignore` (the list). */
   private ignore(command: "ignore" | "unignore", name: string): void {
     const list = this.hooks.ignore;
@@ -242,23 +247,18 @@ export class ChatSession {
         this.output.error("bad-input", "usage: /unignore NAME", { show: true });
         return;
       }
-      const shown = list.list.map((id) => {
-        const nick = this.book.nickOf(id);
-        return nick === undefined ? id.slice(0, 8) : this.book.label(id, nick);
-      });
+      const shown = list.list.map((id) => this.book.shown(id));
       this.output.info(
         shown.length === 0 ? "nobody is ignored" : `ignored (${shown.length}): ${shown.join(", ")}`,
       );
       return;
     }
-    for (const e of this.peer.presence.who()) if (!e.self) this.book.see(e.nodeId, e.nick);
-    const found = resolveRecipient(this.book, name);
+    const found = this.resolve(name);
     if (found.status === "refused") {
-      this.output.error("recipient", found.message.replace(/^not sent: /, ""), { show: true });
+      this.output.error("recipient", found.message, { show: true });
       return;
     }
-    const nick = this.book.nickOf(found.nodeId);
-    const who = nick === undefined ? found.nodeId.slice(0, 8) : this.book.label(found.nodeId, nick);
+    const who = this.book.shown(found.nodeId);
     if (found.nodeId === this.peer.node.nodeIdHex) {
       this.output.error("bad-input", "you cannot ignore yourself", { show: true });
     } else if (command === "ignore") {

@@ -44,7 +44,13 @@ export function nickColour(nodeIdHex: string): number {
 
 /** Whether `text` names `nick` as a word (any case): `bob: hi`, `hi @bob!`, not `bobby`. */
 export function mentions(text: string, nick: string): boolean {
-  if (nick.trim() === "") return false;
+  return mentionOf(nick)(text);
+}
+
+/** {@link mentions} for one nick, its pattern built once: the test for every line shown. */
+export function mentionOf(nick: string): (text: string) => boolean {
+  if (nick.trim() === "") return () => false;
   const escaped = nick.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-  return new RegExp(`(^|[^\\p{L}\\p{N}_])${escaped}($|[^\\p{L}\\p{N}_])`, "iu").test(text);
+  const pattern = new RegExp(`(^|[^\\p{L}\\p{N}_])${escaped}($|[^\\p{L}\\p{N}_])`, "iu");
+  return (text) => pattern.test(text);
 }

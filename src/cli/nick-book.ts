@@ -36,6 +36,12 @@ export class NickBook {
     return others && others.size > 1 ? `${shown}#${keyTag(nodeId)}` : shown;
   }
 
+  /** How to show `nodeId`: its label if a nick is known, else its first 8 hex digits. */
+  shown(nodeId: string): string {
+    const nick = this.nicks.get(nodeId);
+    return nick === undefined ? nodeId.slice(0, 8) : this.label(nodeId, nick);
+  }
+
   /** The latest nick seen for `nodeId`, if any. */
   nickOf(nodeId: string): string | undefined {
     return this.nicks.get(nodeId);

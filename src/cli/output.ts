@@ -4,7 +4,7 @@ import type { NeighbourInfo, PeerDown } from "../node/node-events.ts";
 import type { PresenceChange, PresenceEntry } from "../presence/presence-tracker.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";
-import { mentions, type Painter, PLAIN } from "./colour.ts";
+import { mentionOf, type Painter, PLAIN } from "./colour.ts";
 import {
   actionOf,
   clockMinutes,
@@ -100,12 +100,12 @@ export function humanOutput(
   const info = (text: string) => print(formatInfoLine(text));
   const paint = style.painter ?? PLAIN;
   let self = "";
-  let selfNick = "";
+  let mentioned = mentionOf("");
   const label = (who: { nodeId: string; nick: string }) => book.label(who.nodeId, who.nick);
   /** A room line, its author's nick in the author's colour, highlighted if it names us. */
   const chatLine = (m: ChatMessage, at?: number, live = false) => {
     const line = formatChatLine(m, paint.nick(book.label(m.origin, m.nick), m.origin), at);
-    if (m.origin === self || !mentions(m.text, selfNick)) return line;
+    if (m.origin === self || !mentioned(m.text)) return line;
     if (live) style.onMention?.();
     return paint.mention(line);
   };
@@ -136,7 +136,7 @@ export function humanOutput(
   return {
     ready({ nodeId, listen, nick, version }) {
       self = nodeId;
-      selfNick = nick;
+      mentioned = mentionOf(nick);
       info(
         `peerchat ${version} listening on ${formatEndpoint(listen)} as ${book.label(nodeId, nick)}; /help for commands`,
       );
@@ -166,14 +166,13 @@ export function humanOutput(
       stored(messages);
     },
     gap({ origin, count: n }) {
-      const nick = book.nickOf(origin);
-      const who = nick === undefined ? origin.slice(0, 8) : book.label(origin, nick);
-      info(`${n === 1 ? "1 message" : `${n} messages`} from ${who} could not be recovered`);
+      info(
+        `${n === 1 ? "1 message" : `${n} messages`} from ${book.shown(origin)} could not be recovered`,
+      );
     },
     direct(m) {
       const other = m.own ? m.to : m.from;
-      const nick = m.own ? book.nickOf(other) : m.nick;
-      const shown = nick === undefined ? other.slice(0, 8) : book.label(other, nick);
+      const shown = m.own ? book.shown(other) : book.label(other, m.nick);
       const line = formatDirectLine(m, paint.nick(shown, other));
       if (m.own) print(line);
       else {
@@ -257,7 +256,7 @@ export function humanOutput(
       for (const line of columns([["NICK", "HOPS", "LAST SEEN"], ...rows])) print(`    ${line}`);
     },
     nick: (nick) => {
-      selfNick = nick;
+      mentioned = mentionOf(nick);
       info(`you are now ${book.label(self, nick)}`);
     },
     info(text) {

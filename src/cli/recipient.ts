@@ -4,7 +4,7 @@ import { keyTag, type NickBook } from "./nick-book.ts";
 /** Hex digits of a node id shown beside a nick to tell candidates apart. */
 const SHOWN_ID_DIGITS = 8;
 
-/** Who a `/msg` goes to, or why it cannot go: the user is told, nothing is sent. */
+/** Who a `/msg` (or `/ignore`) means, or why it means nobody: the user is told, nothing is done. */
 export type Recipient =
   | { readonly status: "found"; readonly nodeId: string; readonly nick: string | undefined }
   | { readonly status: "refused"; readonly message: string };
@@ -23,7 +23,7 @@ export function resolveRecipient(book: NickBook, name: string): Recipient {
     const list = found.map((c) => describe(c.nodeId, c.nick)).join(", ");
     return {
       status: "refused",
-      message: `not sent: "${shownName}" could be any of ${list}; name one as nick#tag, or by 8 or more hex digits of its node id`,
+      message: `"${shownName}" could be any of ${list}; name one as nick#tag, or by 8 or more hex digits of its node id`,
     };
   }
   const similar = book.similar(name);
@@ -31,12 +31,12 @@ export function resolveRecipient(book: NickBook, name: string): Recipient {
     const list = similar.map((c) => describe(c.nodeId, c.nick)).join(", ");
     return {
       status: "refused",
-      message: `not sent: nobody known as "${shownName}"; known: ${list}`,
+      message: `nobody known as "${shownName}"; known: ${list}`,
     };
   }
   return {
     status: "refused",
-    message: `not sent: nobody known as "${shownName}" (/who lists who is here; a whole 64-digit node id always works)`,
+    message: `nobody known as "${shownName}" (/who lists who is here; a whole 64-digit node id always works)`,
   };
 }
 

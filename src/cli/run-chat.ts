@@ -62,13 +62,20 @@ export async function runChat(options: ChatOptions): Promise<number> {
     settingsFile.save(settings);
   };
   const ignore = new IgnoreList(settings.ignored, (ignored) => remember({ ignored }));
+  let historySave: ReturnType<typeof setTimeout> | undefined;
+  const saveHistory = () => {
+    clearTimeout(historySave);
+    historySave = undefined;
+    if (terminal) settingsFile.saveInputHistory(terminal.history);
+  };
   // Loaded only for a person at a terminal.
   const terminal: Terminal | undefined = interactive
     ? new (await import("./terminal.ts")).Terminal({
         prompt: promptFor(options.room, 1),
         onLine: (line, literal) => {
           session?.handle(line, literal);
-          if (terminal) settingsFile.saveInputHistory(terminal.history);
+          // Written a moment later (one write for a pasted block), and at the end.
+          historySave ??= setTimeout(saveHistory, INPUT_HISTORY_SAVE_DELAY_MS);
         },
         onEnd: () => requestQuit("quit"),
         completions: {
@@ -265,6 +272,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
 
   const reason = await quitRequested;
   terminal?.close();
+  if (historySave !== undefined) saveHistory();
   process.off("SIGINT", onSignal);
   process.off("SIGTERM", onSignal);
   await peer.close(reason);
@@ -272,6 +280,9 @@ export async function runChat(options: ChatOptions): Promise<number> {
   historyLock.release();
   return exitStatus;
 }
+
+/** Typed lines are written to the input history this long after the first unsaved one. */
+const INPUT_HISTORY_SAVE_DELAY_MS = 1000;
 
 /** How often the prompt's head count is brought up to date (people time out silently). */
 const PROMPT_REFRESH_MS = 5_000;

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { nickProblem } from "../protocol/text.ts";
@@ -87,6 +87,7 @@ export class SettingsFile {
       renameSync(temporary, path);
     } catch {
       // Remembering is a convenience: a read-only or full disk must not stop the chat.
+      rmSync(temporary, { force: true });
     }
   }
 }

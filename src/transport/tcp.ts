@@ -144,26 +144,25 @@ export class TcpStream implements ByteStream {
       }
     }
     this.blocked = false;
-    // Bun's end() stops reading at once (its close callback runs before end() returns);
-    // shutdown() sends the FIN and reads on until the remote's own FIN closes the socket.
-    if (!this.ending) this.checkClear();
-    else if (this.draining) this.socket.shutdown();
-    else this.closeWrites();
+    if (this.ending) this.closeWrites();
+    else this.checkClear();
   }
 
   /**
-   * Ends our side (FIN). A connection we never wrote to is being turned away: it is only
-   * half-closed, and what the remote already sent is read and dropped until it closes its
-   * end too (or the deadline of `end()` passes), because closing a socket with bytes
-   * unread resets it, and a dialler takes a reset with no answer for another room
-   * (docs/PROTOCOL.md §2a).
+   * Ends our side (FIN). Bun's `end()` also stops reading at once (its close callback
+   * runs before it returns); `shutdown()` sends the FIN and reads on until the remote's
+   * own FIN closes the socket (or the deadline of `end()` passes). That half-close is for
+   * a link being drained, whose last frames must still be read, and for a connection we
+   * never wrote to, being turned away: closing a socket with bytes unread resets it, and
+   * a dialler takes a reset with no answer for another room (docs/PROTOCOL.md §2a).
    */
   private closeWrites(): void {
-    if (this.sent > 0) {
+    if (this.sent > 0 && !this.draining) {
       this.socket.end();
       return;
     }
     this.socket.shutdown();
+    if (this.sent > 0) return;
     this.paused = false;
     this.socket.resume(); // to see the remote's FIN, and drop what it sent
   }
