@@ -88,11 +88,13 @@ export function formatInfoLine(text: string, at = Date.now()): string {
   return `[${clockTime(at)}] * ${text}`;
 }
 
-/** `bob (127.0.0.1:9001)`; `shownNick` as {@link formatChatLine}'s. */
+/** `bob (127.0.0.1:9001)`, or `bob (via carol)`; `shownNick` as {@link formatChatLine}'s. */
 export function describePeer(
-  peer: Pick<NeighbourInfo, "nick" | "address">,
+  peer: Pick<NeighbourInfo, "nick" | "address" | "via">,
   shownNick: string = sanitize(peer.nick),
+  relayName?: string,
 ): string {
+  if (peer.via) return `${shownNick} (via ${relayName ?? formatEndpoint(peer.via.relayAddress)})`;
   return `${shownNick} (${formatEndpoint(peer.address)})`;
 }
 

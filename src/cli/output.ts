@@ -86,6 +86,11 @@ export interface Output {
   nick(nick: string): void;
   /** A free-form informational line (help text, command results). */
   info(text: string): void;
+  /**
+   * `/invite`: the ticket alone on its line (to be copied whole), then the `notes`
+   * (the warning that it lets its holder in) as info lines.
+   */
+  invitation(ticket: string, notes: readonly string[]): void;
 }
 
 /**
@@ -185,6 +190,8 @@ export function humanOutput(
     peerUp(peer) {
       // We dialled it, or it dialled us: "connected to" only for the first.
       if (peer.direction === "outbound") info(`connected to ${describePeer(peer, label(peer))}`);
+      else if (peer.via)
+        info(`${label(peer)} connected via ${formatEndpoint(peer.via.relayAddress)}`);
       else info(`${label(peer)} connected from ${formatEndpoint(peer.address)}`);
     },
     peerDown(peer) {
@@ -232,15 +239,21 @@ export function humanOutput(
         return;
       }
       info(`${peers.length} neighbour${peers.length === 1 ? "" : "s"}:`);
+      const linkOf = (p: NeighbourInfo) => {
+        if (!p.via) return "direct";
+        const relay = peers.find((r) => r.nodeId === p.via?.relayNodeId);
+        return `via ${relay ? label(relay) : formatEndpoint(p.via.relayAddress)}`;
+      };
       const rows = peers.map((p) => [
         label(p),
         formatEndpoint(p.address),
         p.direction,
+        linkOf(p),
         `${clockTime(p.since)} (${formatDuration(now - p.since)})`,
         p.rttMs === undefined ? "-" : `${p.rttMs} ms`,
       ]);
       for (const line of columns([
-        ["NICK", "ADDRESS", "DIRECTION", "SINCE (AGE)", "RTT"],
+        ["NICK", "ADDRESS", "DIRECTION", "LINK", "SINCE (AGE)", "RTT"],
         ...rows,
       ])) {
         print(`    ${line}`);
@@ -261,6 +274,10 @@ export function humanOutput(
     },
     info(text) {
       for (const line of text.split("\n")) info(line);
+    },
+    invitation(ticket, notes) {
+      print(ticket);
+      for (const note of notes) info(note);
     },
   };
 }
@@ -308,6 +325,8 @@ export function jsonOutput(write: (line: string) => void): Output {
     nick: p.nick,
     address: formatEndpoint(p.address),
     direction: p.direction,
+    link: p.via ? "relayed" : "direct",
+    ...(p.via ? { via: p.via.relayNodeId } : {}),
   });
   return {
     ready: ({ nodeId, listen, nick, version }) =>
@@ -371,5 +390,6 @@ export function jsonOutput(write: (line: string) => void): Output {
     who: (entries) => emit({ type: "who", peers: entries }),
     nick: (nick) => emit({ type: "nick", nick }),
     info: (text) => emit({ type: "info", message: text }),
+    invitation: (ticket, notes) => emit({ type: "invitation", ticket, notes }),
   };
 }

@@ -3,7 +3,7 @@ import { WireErrorCode } from "../protocol/constants.ts";
 import { encodeBye, encodeError } from "../protocol/control.ts";
 import type { Direction, Endpoint } from "../protocol/endpoint.ts";
 import { type Frame, FrameDecoder } from "../protocol/frame-decoder.ts";
-import type { ByteStream, StreamClosed } from "../transport/byte-stream.ts";
+import type { ByteStream, RelayedVia, StreamClosed } from "../transport/byte-stream.ts";
 import { CONGESTED_ABOVE_BYTES, MAX_PENDING_BYTES } from "../transport/limits.ts";
 
 /** How to close a connection. */
@@ -70,6 +70,8 @@ export interface Connection {
   readonly id: number;
   readonly direction: Direction;
   readonly remote: Endpoint;
+  /** Set for a link carried by a relay's circuit (its `remote` is then the relay). */
+  readonly via?: RelayedVia | undefined;
   readonly local: Endpoint;
   readonly stats: Readonly<ConnectionStats>;
   /** Bytes queued towards the remote and not yet taken by the kernel. */
@@ -129,6 +131,10 @@ export class FrameConnection implements Connection {
   }
   get remote(): Endpoint {
     return this.stream.remote;
+  }
+
+  get via(): RelayedVia | undefined {
+    return this.stream.via;
   }
   get local(): Endpoint {
     return this.stream.local;

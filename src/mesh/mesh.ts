@@ -210,7 +210,8 @@ export class Mesh {
   }
 
   private onPeerUp(peer: NeighbourInfo): void {
-    if (peer.listenPort > 0)
+    // A relayed neighbour's address is its relay's: nothing to learn or to redial.
+    if (peer.listenPort > 0 && !peer.via)
       this.book.succeeded(this.book.learn(peer.address, peer.nodeId, false), peer.nodeId);
     this.nudgeRedials();
     this.sendPeers(peer.nodeId);
@@ -219,7 +220,7 @@ export class Mesh {
 
   private onPeerDown(peer: PeerDown): void {
     if (this.stopped) return;
-    if (peer.listenPort > 0) {
+    if (peer.listenPort > 0 && !peer.via) {
       const entry = this.book.learn(peer.address, peer.nodeId, false);
       this.book.failed(entry);
       // Gone without a goodbye: probably coming back (a restart, a healed partition).
@@ -323,7 +324,7 @@ export class Mesh {
   private sendPeers(to: string): void {
     const peers = this.node
       .neighbours()
-      .filter((n) => n.nodeId !== to && n.listenPort > 0)
+      .filter((n) => n.nodeId !== to && n.listenPort > 0 && !n.via)
       .map((n) => ({ nodeId: fromHex(n.nodeId), host: n.address.host, port: n.address.port }));
     if (peers.length === 0) return;
     // More than fit in one frame: a random selection, different for each neighbour.

@@ -126,6 +126,8 @@ export interface LinkEnd {
   readonly direction: Direction;
   /** The TCP source port of whichever side dialled it: the same number at both ends. */
   readonly dialerPort: number;
+  /** Carried by a relay's circuit: a direct link to the same node replaces it. */
+  readonly relayed: boolean;
 }
 
 /** What the node knows when a frame arrives on a link still in its handshake. */
@@ -214,8 +216,11 @@ export function handshakeStep(frame: Frame, ctx: HandshakeContext): HandshakeSte
  * Which of two links to the same node survives. Both ends must pick the same one
  * without talking: prefer the link dialled by the node with the lower id; if the same
  * node dialled both, the one from the lower source port (the same number at both ends).
+ * A direct link beats a relayed one whoever dialled it: both ends know which is which,
+ * and the direct link is what hole punching was for.
  */
 export function survivor<L extends LinkEnd>(a: L, b: L, weAreLower: boolean): L {
+  if (a.relayed !== b.relayed) return a.relayed ? b : a;
   const keeper: Direction = weAreLower ? "outbound" : "inbound";
   const aKeeper = a.direction === keeper;
   if (aKeeper !== (b.direction === keeper)) return aKeeper ? a : b;

@@ -71,12 +71,14 @@ export function newLink(
 export function linkEnd(link: Link): LinkEnd {
   const { conn } = link;
   const dialerPort = conn.direction === "outbound" ? conn.local.port : conn.remote.port;
-  return { direction: conn.direction, dialerPort };
+  return { direction: conn.direction, dialerPort, relayed: conn.via !== undefined };
 }
 
 /** The neighbour's reachable address: its IP with its advertised listen port. */
 export function linkAddress(link: Link): Endpoint {
   const remote = link.conn.remote;
+  // Relayed: the remote is the relay, and the neighbour's own address is unknown.
+  if (link.conn.via) return remote;
   const port = link.hello?.listenPort || remote.port;
   return { host: unmapIPv4(remote.host), port };
 }
@@ -93,11 +95,12 @@ export function neighbourInfo(link: Link): NeighbourInfo {
     listenPort: hello?.listenPort ?? 0,
     pendingBytes: link.conn.pendingBytes,
     rttMs: link.liveness.rttMs,
+    ...(link.conn.via ? { via: link.conn.via } : {}),
   };
 }
 
 /** `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) → `10.0.0.1`. */
-function unmapIPv4(host: string): string {
+export function unmapIPv4(host: string): string {
   return host.startsWith("::ffff:") && host.includes(".") ? host.slice(7) : host;
 }
 

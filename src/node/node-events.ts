@@ -1,5 +1,6 @@
 import type { Direction, Endpoint } from "../protocol/endpoint.ts";
 import type { PeerAddress } from "../protocol/peers.ts";
+import type { RelayedVia } from "../transport/byte-stream.ts";
 import type { ChatMessage, FloodDelivery } from "./delivery.ts";
 
 /** A neighbour: a peer linked to us directly, handshake done. */
@@ -17,6 +18,18 @@ export interface NeighbourInfo {
   readonly pendingBytes: number;
   /** Latest PING round trip in milliseconds, once measured. */
   readonly rttMs: number | undefined;
+  /** Set when the link is a circuit through a relay: `address` is then the relay's. */
+  readonly via?: RelayedVia;
+}
+
+/** The two ends of the socket under a neighbour's link, for the protocols of reach. */
+export interface LinkSockets {
+  readonly direction: Direction;
+  /** Our end: for an outbound link, the source port the neighbour saw (NAT aside). */
+  readonly local: Endpoint;
+  /** The neighbour's end as we see it (the relay's, for a relayed link). */
+  readonly remote: Endpoint;
+  readonly via?: RelayedVia;
 }
 
 /** A neighbour's link that closed. */

@@ -37,7 +37,13 @@ import {
 import { LinkHandover } from "./link-handover.ts";
 import { LinkTable } from "./link-table.ts";
 import * as liveness from "./liveness.ts";
-import type { ConnectOutcome, NeighbourInfo, NodeEvents, SendOutcome } from "./node-events.ts";
+import type {
+  ConnectOutcome,
+  LinkSockets,
+  NeighbourInfo,
+  NodeEvents,
+  SendOutcome,
+} from "./node-events.ts";
 import { type NodeConfig, nodeConfig, type PeerNodeOptions } from "./node-options.ts";
 import { Outbox } from "./outbox.ts";
 import { type HistoryWindow, Relay, type RelayStats } from "./relay.ts";
@@ -121,6 +127,14 @@ export class PeerNode {
   /** The current neighbours, oldest link first. */
   neighbours(): NeighbourInfo[] {
     return this.links.neighbourInfos();
+  }
+
+  /** The socket ends under the link to a neighbour; undefined if it is not one. */
+  linkSockets(nodeIdHex: string): LinkSockets | undefined {
+    const conn = this.links.neighbour(nodeIdHex)?.conn;
+    if (!conn) return undefined;
+    const { direction, local, remote, via } = conn;
+    return { direction, local, remote, ...(via ? { via } : {}) };
   }
 
   /** True if a link to this node id (hex) is established. */
@@ -237,9 +251,11 @@ export class PeerNode {
     this.applyReading(this.flow.added(this.links.all));
   }
 
-  /** Dials `endpoint`, waits for the handshake: the neighbour, or why not (never rejects). */
-  async connect(endpoint: Endpoint): Promise<ConnectOutcome> {
-    const dial = this.config.dial;
+  /**
+   * Dials `endpoint`, waits for the handshake: the neighbour, or why not (never rejects).
+   * `dial` replaces the node's own (a circuit through a relay, a punched socket).
+   */
+  async connect(endpoint: Endpoint, dial = this.config.dial): Promise<ConnectOutcome> {
     const refusal = handshake.dialRefusal(this.closing, this.links.size, this.config);
     if (refusal !== undefined || !dial) return { status: "failed", reason: `${refusal}` };
     const result = await dial(endpoint);

@@ -109,6 +109,9 @@ class SecureStream implements ByteStream {
   get remote() {
     return this.inner.remote;
   }
+  get via() {
+    return this.inner.via;
+  }
   get local() {
     return this.inner.local;
   }

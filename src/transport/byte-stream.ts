@@ -50,9 +50,19 @@ export interface EndOptions {
   readonly drain?: boolean;
 }
 
+/** The relay a relayed stream passes through (a circuit, docs/PROTOCOL.md §5d). */
+export interface RelayedVia {
+  /** Hex node id of the relay. */
+  readonly relayNodeId: string;
+  /** The relay's address: the stream's `remote` too. */
+  readonly relayAddress: Endpoint;
+}
+
 /** An ordered, reliable byte stream with a bounded write queue. */
 export interface ByteStream {
   readonly direction: Direction;
+  /** Set when the stream is a circuit through a relay rather than a socket of its own. */
+  readonly via?: RelayedVia;
   readonly remote: Endpoint;
   readonly local: Endpoint;
   /** Bytes accepted by `write` and not yet handed to the operating system. */

@@ -102,5 +102,5 @@ test("presence: joins, /who, nick changes and leaves are shown once, as lines an
     "robert's link gone from /peers",
   );
   expect(a.stdout.filter((l) => l.includes("left:"))).toHaveLength(1);
-  await a.waitForLine(/NICK\s+ADDRESS\s+DIRECTION\s+SINCE \(AGE\)\s+RTT/);
+  await a.waitForLine(/NICK\s+ADDRESS\s+DIRECTION\s+LINK\s+SINCE \(AGE\)\s+RTT/);
 }, 30_000);

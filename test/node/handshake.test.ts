@@ -34,7 +34,7 @@ const HIGHER = id(0x20);
 const hello = (nodeId: Uint8Array, extra: { version?: number } = {}) =>
   frameOf(encodeHello({ nodeId, listenPort: 9000, nick: "bob", ...extra }));
 
-const INBOUND: LinkEnd = { direction: "inbound", dialerPort: 40_000 };
+const INBOUND: LinkEnd = { direction: "inbound", dialerPort: 40_000, relayed: false };
 
 /** A context for SELF with no neighbours and no bars, overridden per test. */
 function context(overrides: Partial<HandshakeContext> = {}): HandshakeContext {
@@ -265,7 +265,7 @@ describe("handshakeStep", () => {
     const step = handshakeStep(
       hello(HIGHER),
       context({
-        existing: () => ({ direction: "outbound", dialerPort: 1 }),
+        existing: () => ({ direction: "outbound", dialerPort: 1, relayed: false }),
         barOf: () => ({ code: WireErrorCode.RateLimited, remainingMs: 5000 }),
       }),
     );
@@ -273,7 +273,7 @@ describe("handshakeStep", () => {
   });
 
   test("a known id is a duplicate, naming the link that survives", () => {
-    const existing: LinkEnd = { direction: "outbound", dialerPort: 50_000 };
+    const existing: LinkEnd = { direction: "outbound", dialerPort: 50_000, relayed: false };
     const asked: string[] = [];
     const step = handshakeStep(
       hello(HIGHER),
@@ -306,12 +306,15 @@ describe("the duplicate-link rule", () => {
     readonly name: string;
     readonly dialler: "A" | "B";
     readonly port: number;
+    /** Carried by a relay's circuit. */
+    readonly relayed?: boolean;
   }
 
   /** How node `at` sees a wire. */
   const endAt = (at: "A" | "B", wire: Wire): LinkEnd & { wire: string } => ({
     direction: wire.dialler === at ? "outbound" : "inbound",
     dialerPort: wire.port,
+    relayed: wire.relayed === true,
     wire: wire.name,
   });
 
@@ -345,6 +348,18 @@ describe("the duplicate-link rule", () => {
       { name: "B:40000", dialler: "B", port: 40_000 },
       { name: "B:40001", dialler: "B", port: 40_001 },
       "B:40000",
+    ],
+    [
+      "a direct link beats a relayed one, even when the relayed one wins on ids",
+      { name: "A→B relayed", dialler: "A", port: 40_000, relayed: true },
+      { name: "B→A direct", dialler: "B", port: 50_000 },
+      "B→A direct",
+    ],
+    [
+      "a direct link beats a relayed one dialled the same way from a lower port",
+      { name: "A relayed", dialler: "A", port: 1_000, relayed: true },
+      { name: "A direct", dialler: "A", port: 60_000 },
+      "A direct",
     ],
   ];
 
