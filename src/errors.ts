@@ -59,7 +59,9 @@ export type ConfigErrorCode =
   | "BAD_ADDRESS"
   | "BAD_NICK"
   | "BAD_TEXT"
-  | "BAD_IDENTITY";
+  | "BAD_IDENTITY"
+  /** An invitation ticket that is damaged or not one: the message says which. */
+  | "BAD_TICKET";
 
 /** Invalid command-line arguments or options; the CLI exits with status 2. */
 export class ConfigError extends Error {

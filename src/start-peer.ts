@@ -2,6 +2,7 @@ import type { ConsolaInstance } from "consola";
 import { DirectMessages } from "./direct/direct-messages.ts";
 import { History } from "./history/history.ts";
 import { DAY_MS, DEFAULT_KEEP_DAYS, DEFAULT_MAX_MESSAGES, HistoryStore } from "./history/store.ts";
+import { invitationAddresses } from "./invite/addresses.ts";
 import { secureLinks } from "./link/secure-links.ts";
 import { DEFAULT_DEGREE, Mesh } from "./mesh/mesh.ts";
 import { PinnedPeers } from "./mesh/pinned-peers.ts";
@@ -92,6 +93,11 @@ export interface RunningPeer {
   readonly store: HistoryStore;
   /** Where it listens; the port is the real one when 0 was asked for. */
   readonly listen: Endpoint;
+  /**
+   * Where others can dial this peer, for an invitation ticket: the listen address, or
+   * each non-loopback IPv4 address of the machine when it listens on every interface.
+   */
+  invitationAddresses(): Endpoint[];
   /** Dials `endpoint` and keeps it linked, like a bootstrap peer. */
   connect(endpoint: Endpoint): Promise<ConnectOutcome>;
   /**
@@ -179,6 +185,7 @@ export function startPeer(config: PeerConfig): RunningPeer {
     direct,
     store,
     listen,
+    invitationAddresses: () => invitationAddresses(listen),
     connect: async (endpoint) => {
       mesh.allow({ endpoint });
       const outcome = await pinned.add(endpoint);

@@ -2,6 +2,7 @@ import { type ParseArgsConfig, parseArgs } from "node:util";
 import { defineCommand } from "citty";
 import { ConfigError } from "../errors.ts";
 import { DEFAULT_KEEP_DAYS, DEFAULT_MAX_MESSAGES } from "../history/store.ts";
+import { decodeTicket } from "../invite/ticket.ts";
 import { DEFAULT_DEGREE } from "../mesh/mesh.ts";
 import { DEFAULT_MAX_PEERS } from "../node/handshake.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
@@ -87,6 +88,50 @@ const sharedFlags = {
   },
 } as const;
 
+/** Flags of the chat that only a running chat has (not `send`). */
+const chatFlags = {
+  "max-peers": {
+    type: "string",
+    description: `Connection cap; extra inbound connections are refused (default ${DEFAULT_MAX_PEERS})`,
+    valueHint: "N",
+  },
+  degree: {
+    type: "string",
+    description: `Links to keep, dialling known peers when short; 0 = only the peers named (default ${DEFAULT_DEGREE})`,
+    valueHint: "D",
+  },
+  "data-dir": {
+    type: "string",
+    description: "Where the room's history is kept (default $XDG_DATA_HOME/peerchat)",
+    valueHint: "DIR",
+  },
+  keep: {
+    type: "string",
+    description: `Days messages are kept (default ${DEFAULT_KEEP_DAYS}; at most ${DEFAULT_MAX_MESSAGES.toLocaleString("en-US")} a room)`,
+    valueHint: "DAYS",
+  },
+  ephemeral: { type: "boolean", description: "Keep the history in memory only" },
+  backlog: {
+    type: "string",
+    description:
+      "Stored messages shown at start (default 20 in a terminal, 0 with --json or piped input)",
+    valueHint: "N",
+  },
+} as const;
+
+const peerFlag = {
+  type: "string",
+  alias: "p",
+  description: "HOST:PORT of a peer to join; repeatable; IPv6 as [addr]:port",
+  valueHint: "HOST:PORT",
+} as const;
+
+/** The shared flags but `--room`: a ticket names the room. */
+function withoutRoom<F extends { room: unknown }>(flags: F): Omit<F, "room"> {
+  const { room: _, ...rest } = flags;
+  return rest;
+}
+
 /** `peerchat [HOST] [PORT] [PEER_HOST PEER_PORT] [options]`: listen, join, chat, relay. */
 export const chatCommand = defineCommand({
   meta: {
@@ -107,40 +152,38 @@ export const chatCommand = defineCommand({
     },
     peer_host: { type: "positional", required: false, description: "Host of a peer to join" },
     peer_port: { type: "positional", required: false, description: "Port of that peer" },
-    peer: {
-      type: "string",
-      alias: "p",
-      description: "HOST:PORT of a peer to join; repeatable; IPv6 as [addr]:port",
-      valueHint: "HOST:PORT",
-    },
+    peer: peerFlag,
     ...sharedFlags,
-    "max-peers": {
-      type: "string",
-      description: `Connection cap; extra inbound connections are refused (default ${DEFAULT_MAX_PEERS})`,
-      valueHint: "N",
+    ...chatFlags,
+  },
+});
+
+/** `peerchat join TICKET [HOST] [PORT]`: the chat, in the room a ticket names, joined to its peer. */
+export const joinCommand = defineCommand({
+  meta: {
+    name: "join",
+    description:
+      "Join the room an invitation ticket names (made by /invite), through the peer that made it, and chat",
+  },
+  args: {
+    ticket: {
+      type: "positional",
+      required: true,
+      description: "The ticket, as /invite showed it (pc1…)",
     },
-    degree: {
-      type: "string",
-      description: `Links to keep, dialling known peers when short; 0 = only the peers named (default ${DEFAULT_DEGREE})`,
-      valueHint: "D",
+    host: {
+      type: "positional",
+      required: false,
+      description: `Address to listen on (default ${DEFAULT_HOST})`,
     },
-    "data-dir": {
-      type: "string",
-      description: "Where the room's history is kept (default $XDG_DATA_HOME/peerchat)",
-      valueHint: "DIR",
+    port: {
+      type: "positional",
+      required: false,
+      description: "Port to listen on (default 0: any free port)",
     },
-    keep: {
-      type: "string",
-      description: `Days messages are kept (default ${DEFAULT_KEEP_DAYS}; at most ${DEFAULT_MAX_MESSAGES.toLocaleString("en-US")} a room)`,
-      valueHint: "DAYS",
-    },
-    ephemeral: { type: "boolean", description: "Keep the history in memory only" },
-    backlog: {
-      type: "string",
-      description:
-        "Stored messages shown at start (default 20 in a terminal, 0 with --json or piped input)",
-      valueHint: "N",
-    },
+    peer: peerFlag,
+    ...withoutRoom(sharedFlags),
+    ...chatFlags,
   },
 });
 
@@ -193,18 +236,22 @@ const SHARED_OPTIONS = {
   identity: { type: "string" },
 } as const satisfies ParseArgsConfig["options"];
 
+const CHAT_OPTIONS = {
+  ...SHARED_OPTIONS,
+  peer: { type: "string", short: "p", multiple: true },
+  "max-peers": { type: "string" },
+  degree: { type: "string" },
+  "data-dir": { type: "string" },
+  keep: { type: "string" },
+  ephemeral: { type: "boolean" },
+  backlog: { type: "string" },
+} as const satisfies ParseArgsConfig["options"];
+
+type ChatValues = ReturnType<typeof strictParse<typeof CHAT_OPTIONS>>["values"];
+
 /** Validates the chat command's raw arguments into {@link ChatOptions}. */
 export function parseChatArgs(rawArgs: string[]): ChatOptions {
-  const { values, positionals } = strictParse(rawArgs, {
-    ...SHARED_OPTIONS,
-    peer: { type: "string", short: "p", multiple: true },
-    "max-peers": { type: "string" },
-    degree: { type: "string" },
-    "data-dir": { type: "string" },
-    keep: { type: "string" },
-    ephemeral: { type: "boolean" },
-    backlog: { type: "string" },
-  });
+  const { values, positionals } = strictParse(rawArgs, CHAT_OPTIONS);
   if (positionals.length > 4) {
     throw new ConfigError("BAD_ARGUMENT", `too many arguments: ${positionals.slice(4).join(" ")}`);
   }
@@ -212,14 +259,7 @@ export function parseChatArgs(rawArgs: string[]): ChatOptions {
     throw new ConfigError("BAD_ARGUMENT", "PEER_HOST needs a PEER_PORT after it");
   }
   const [hostArg, portArg, peerHost, peerPort] = positionals;
-  if (hostArg !== undefined && portArg === undefined && /^\d+$/.test(hostArg)) {
-    throw new ConfigError(
-      "BAD_ADDRESS",
-      `"${hostArg}" looks like a port; give the host first: peerchat 127.0.0.1 ${hostArg}`,
-    );
-  }
-  const host = hostArg === undefined ? DEFAULT_HOST : parseHost(hostArg, "listen address");
-  const port = portArg === undefined ? DEFAULT_PORT : parsePort(portArg, "PORT", true);
+  const listen = listenAddress(hostArg, portArg, DEFAULT_PORT, "peerchat");
   const peers: Endpoint[] = [];
   if (peerHost !== undefined && peerPort !== undefined) {
     peers.push({
@@ -227,6 +267,68 @@ export function parseChatArgs(rawArgs: string[]): ChatOptions {
       port: parsePort(peerPort, "PEER_PORT", false),
     });
   }
+  return chatOptions(values, {
+    ...listen,
+    peers,
+    room: checkRoom(values.room),
+  });
+}
+
+/**
+ * Validates `peerchat join`'s raw arguments (after the word `join`): the chat's options,
+ * in the ticket's room, joined to every address the ticket lists, listening on any free
+ * port unless told. `--room` is refused: the ticket names the room.
+ */
+export function parseJoinArgs(rawArgs: string[]): ChatOptions {
+  const { values, positionals } = strictParse(rawArgs, CHAT_OPTIONS);
+  if (positionals.length === 0)
+    throw new ConfigError("BAD_ARGUMENT", "usage: peerchat join TICKET [HOST] [PORT]");
+  if (positionals.length > 3)
+    throw new ConfigError("BAD_ARGUMENT", `too many arguments: ${positionals.slice(3).join(" ")}`);
+  if (values.room !== undefined)
+    throw new ConfigError(
+      "BAD_ARGUMENT",
+      "--room cannot go with a ticket: the ticket names the room",
+    );
+  const [ticketArg, hostArg, portArg] = positionals;
+  const decoded = decodeTicket(ticketArg as string);
+  // The reason never quotes the ticket: it holds the room's name.
+  if (!decoded.ok) throw new ConfigError("BAD_TICKET", decoded.reason);
+  return chatOptions(values, {
+    ...listenAddress(hostArg, portArg, 0, "peerchat join TICKET"),
+    peers: decoded.ticket.addresses,
+    room: decoded.ticket.room,
+  });
+}
+
+/**
+ * HOST and PORT as given, or the defaults; a lone number is a port given without its
+ * host, and the error shows `command` written the right way.
+ */
+function listenAddress(
+  hostArg: string | undefined,
+  portArg: string | undefined,
+  defaultPort: number,
+  command: string,
+): Pick<ChatOptions, "host" | "port"> {
+  if (hostArg !== undefined && portArg === undefined && /^\d+$/.test(hostArg)) {
+    throw new ConfigError(
+      "BAD_ADDRESS",
+      `"${hostArg}" looks like a port; give the host first: ${command} 127.0.0.1 ${hostArg}`,
+    );
+  }
+  return {
+    host: hostArg === undefined ? DEFAULT_HOST : parseHost(hostArg, "listen address"),
+    port: portArg === undefined ? defaultPort : parsePort(portArg, "PORT", true),
+  };
+}
+
+/** The options every chat takes, checked, around where it listens, whom it joins and its room. */
+function chatOptions(
+  values: ChatValues,
+  where: Pick<ChatOptions, "host" | "port" | "peers" | "room">,
+): ChatOptions {
+  const peers = [...where.peers];
   for (const text of values.peer ?? []) peers.push(parseEndpoint(text, "--peer"));
   let maxPeers = DEFAULT_MAX_PEERS;
   if (values["max-peers"] !== undefined) {
@@ -253,15 +355,15 @@ export function parseChatArgs(rawArgs: string[]): ChatOptions {
     );
   }
   return {
-    host,
-    port,
+    host: where.host,
+    port: where.port,
     peers,
     nick: checkNick(values.nick),
     json: values.json ?? false,
     maxPeers,
     degree,
     verbosity: verbosity(values),
-    room: checkRoom(values.room),
+    room: where.room,
     identityPath: checkIdentityPath(values.identity),
     ...historyOptions(values),
   };

@@ -1,5 +1,7 @@
 import { ConfigError } from "../errors.ts";
 import type { StoredMessage } from "../history/store.ts";
+import { onlyLoopback } from "../invite/addresses.ts";
+import { encodeTicket } from "../invite/ticket.ts";
 import { type ChatMessage, Delivery } from "../node/delivery.ts";
 import type { ConnectOutcome } from "../node/node-events.ts";
 import { FloodKind } from "../protocol/constants.ts";
@@ -25,7 +27,17 @@ export interface SessionHooks {
   readonly clear?: () => void;
   /** A `/nick` that took: to remember it. */
   readonly nickChanged?: (nick: string) => void;
+  /** The room's name (its secret), which `/invite` puts in the ticket; without it, no tickets. */
+  readonly room?: string;
 }
+
+/** Said under every ticket `/invite` shows. */
+export const INVITE_WARNING =
+  "anyone holding this ticket can join this room and read what is said in it: give it only to people you would let in";
+
+/** Said too when the ticket's addresses are all this machine's loopback. */
+export const INVITE_LOOPBACK_NOTE =
+  "this peer listens on a loopback address: the ticket works on this computer only (listen on 0.0.0.0 or a network address to invite others)";
 
 /** Lines `/history` shows when not told how many. */
 export const DEFAULT_HISTORY_LINES = 50;
@@ -206,6 +218,9 @@ export class ChatSession {
       case "disconnect":
         disconnectCommand(this.peer, this.output, this.book, action.arg);
         return;
+      case "invite":
+        this.invite(action.arg);
+        return;
       case "quit":
         this.quit(partingWords(action.arg));
         return;
@@ -224,6 +239,32 @@ export class ChatSession {
         this.ignore(action.name, action.arg);
         return;
     }
+  }
+
+  /** `/invite`: a ticket for this room and this peer's addresses, with the warning it needs. */
+  private invite(arg: string): void {
+    if (arg !== "") {
+      this.output.error("bad-input", "usage: /invite (it takes no arguments)", { show: true });
+      return;
+    }
+    const room = this.hooks.room;
+    if (room === undefined) {
+      this.output.error("bad-input", "/invite is not available here", { show: true });
+      return;
+    }
+    const addresses = this.peer.invitationAddresses();
+    let ticket: string;
+    try {
+      ticket = encodeTicket({ room, nodeId: this.peer.node.nodeId, addresses });
+    } catch (error) {
+      // A listen host no ticket can carry (a name with `_`, say): the user's to change.
+      const message = error instanceof Error ? error.message : String(error);
+      this.output.error("bad-input", message, { show: true });
+      return;
+    }
+    const notes = [INVITE_WARNING];
+    if (onlyLoopback(addresses)) notes.push(INVITE_LOOPBACK_NOTE);
+    this.output.invitation(ticket, notes);
   }
 
   /** Whom NAME means (`/msg`, `/ignore`), among all heard of and who is here now. */

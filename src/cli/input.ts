@@ -33,6 +33,11 @@ export const COMMANDS = {
     usage: "/disconnect HOST:PORT|NAME",
     summary: "drop the link to a neighbour and stop redialling it (it may still dial you)",
   },
+  invite: {
+    usage: "/invite",
+    summary:
+      "a ticket for this room that others join with: peerchat join TICKET (it lets its holder in)",
+  },
   ignore: {
     usage: "/ignore [NAME]",
     summary:

@@ -1,7 +1,14 @@
 import { type CommandDef, renderUsage, runCommand } from "citty";
 import { ConfigError, ConnectionError, StoreError } from "../errors.ts";
 import { VERSION } from "../version.ts";
-import { chatCommand, parseChatArgs, parseSendArgs, sendCommand } from "./args.ts";
+import {
+  chatCommand,
+  joinCommand,
+  parseChatArgs,
+  parseJoinArgs,
+  parseSendArgs,
+  sendCommand,
+} from "./args.ts";
 import { ExitCode } from "./exit-code.ts";
 import { runChat } from "./run-chat.ts";
 import { flushStdio, isTerminal, writeStderr, writeStdout } from "./stdio.ts";
@@ -34,8 +41,12 @@ const EXAMPLES = `EXAMPLES
   peerchat send localhost:9000 --to NODEID "hi"   one-shot direct message, sealed to NODEID
   peerchat localhost 9001 localhost 9000 --room "our secret phrase"
                                              a private room: peers without the name cannot join
+  peerchat 0.0.0.0 9000 --room "our secret phrase", then /invite
+                                             prints a ticket: one line that lets its holder in
+  peerchat join pc1…                         join the room a ticket names, listening on any free port
 
   Also: peerchat send HOST:PORT TEXT [--to NODEID] [--nick NAME] [--json]   (see peerchat send --help)
+        peerchat join TICKET [HOST] [PORT] [options]   (see peerchat join --help)
   Exit status: 0 ok, 1 network failure (address in use, peer unreachable), an unusable
   identity file or history, 2 bad arguments.`;
 
@@ -44,8 +55,9 @@ const EXAMPLES = `EXAMPLES
  * status. The chat command resolves when the user leaves.
  */
 export async function main(argv: string[]): Promise<number> {
-  const isSend = firstWord(argv) === "send";
-  const rawArgs = isSend ? withoutFirstWord(argv) : argv;
+  const word = firstWord(argv);
+  const subcommand = word === "send" || word === "join" ? word : undefined;
+  const rawArgs = subcommand ? withoutFirstWord(argv) : argv;
   // `-v` is the version, as for node and bun: never a peer started by surprise.
   if (rawArgs.includes("--version") || rawArgs.includes("-V") || rawArgs.includes("-v")) {
     writeStdout(VERSION);
@@ -53,24 +65,30 @@ export async function main(argv: string[]): Promise<number> {
     return ExitCode.Ok;
   }
   if (rawArgs.includes("--help") || rawArgs.includes("-h") || firstWord(argv) === "help") {
-    writeStdout(await usage(isSend));
+    writeStdout(await usage(subcommand));
     await flushStdio();
     return ExitCode.Ok;
   }
   try {
-    const { result } = isSend
-      ? await runCommand(
-          {
-            ...sendCommand,
-            run: async ({ rawArgs: args }) =>
-              (await import("./run-send.ts")).runSend(parseSendArgs(args)),
-          },
-          { rawArgs },
-        )
-      : await runCommand(
-          { ...chatCommand, run: ({ rawArgs: args }) => runChat(parseChatArgs(args)) },
-          { rawArgs },
-        );
+    const { result } =
+      subcommand === "send"
+        ? await runCommand(
+            {
+              ...sendCommand,
+              run: async ({ rawArgs: args }) =>
+                (await import("./run-send.ts")).runSend(parseSendArgs(args)),
+            },
+            { rawArgs },
+          )
+        : subcommand === "join"
+          ? await runCommand(
+              { ...joinCommand, run: ({ rawArgs: args }) => runChat(parseJoinArgs(args)) },
+              { rawArgs },
+            )
+          : await runCommand(
+              { ...chatCommand, run: ({ rawArgs: args }) => runChat(parseChatArgs(args)) },
+              { rawArgs },
+            );
     await flushStdio();
     return result as number;
   } catch (error) {
@@ -86,6 +104,11 @@ function failureStatus(error: unknown): number {
     // Not a usage mistake: the arguments were fine, the file is not.
     writeStderr(`peerchat: ${error.message}`);
     return ExitCode.Failure;
+  }
+  if (error instanceof ConfigError && error.code === "BAD_TICKET") {
+    // The arguments were used rightly: it is the ticket that must be copied again.
+    writeStderr(`peerchat: ${error.message}`);
+    return ExitCode.Usage;
   }
   if (error instanceof ConfigError || (error instanceof Error && error.name === "CLIError")) {
     writeStderr(`peerchat: ${error.message}\n${SHORT_USAGE}`);
@@ -106,13 +129,18 @@ const SHORT_USAGE = `usage: peerchat [HOST] [PORT] [PEER_HOST PEER_PORT] [--peer
               [--data-dir DIR | --ephemeral] [--keep DAYS] [--backlog N]
               [--verbose | --quiet | --trace]
        peerchat send HOST:PORT TEXT [--to NODEID] [--nick NAME] [--room NAME] [--json]
+       peerchat join TICKET [HOST] [PORT] [options of the chat but --room]
 Try 'peerchat --help' for more.`;
 
 /** The full help: citty's rendering of the command, plus examples. Colour only on a terminal. */
-async function usage(isSend: boolean): Promise<string> {
-  const text = isSend
-    ? await renderUsage(sendCommand as CommandDef, chatCommand as CommandDef)
-    : `${await renderUsage(chatCommand)}\n${EXAMPLES}`;
+async function usage(subcommand: "send" | "join" | undefined): Promise<string> {
+  const text =
+    subcommand === undefined
+      ? `${await renderUsage(chatCommand)}\n${EXAMPLES}`
+      : await renderUsage(
+          (subcommand === "send" ? sendCommand : joinCommand) as CommandDef,
+          chatCommand as CommandDef,
+        );
   return isTerminal(1) ? text : Bun.stripANSI(text);
 }
 

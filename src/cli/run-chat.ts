@@ -205,6 +205,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
     ignore,
     clear: () => terminal?.clear(),
     nickChanged: (nick) => remember({ nick }),
+    room: options.room,
   });
   if (terminal) {
     // The prompt says where the user is and how many are here.
