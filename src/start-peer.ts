@@ -1,5 +1,6 @@
 import type { ConsolaInstance } from "consola";
 import { DirectMessages } from "./direct/direct-messages.ts";
+import { type LanDiscovery, startLanDiscovery } from "./discovery/lan-beacons.ts";
 import { History } from "./history/history.ts";
 import { DAY_MS, DEFAULT_KEEP_DAYS, DEFAULT_MAX_MESSAGES, HistoryStore } from "./history/store.ts";
 import { invitationAddresses } from "./invite/addresses.ts";
@@ -53,6 +54,14 @@ export interface PeerConfig {
    * how long; without it, or with `dataDir` unset, the history lives in memory only.
    */
   readonly history?: HistoryConfig;
+  /** Find and be found by the room's peers on the LAN (UDP multicast); off when unset. */
+  readonly discovery?: DiscoveryConfig;
+}
+
+/** LAN discovery's settings (docs/PROTOCOL.md §5d). */
+export interface DiscoveryConfig {
+  /** The UDP port beacons go to; default DISCOVERY_PORT. */
+  readonly port?: number;
 }
 
 /** Where and how long a peer keeps its history. */
@@ -171,8 +180,10 @@ export function startPeer(config: PeerConfig): RunningPeer {
   const history = new History(peerNode, store, clock, config.logger);
   const direct = new DirectMessages(peerNode, identity, history, store, clock, config.logger);
   for (const endpoint of config.peers ?? []) void pinned.add(endpoint);
+  const lan = config.discovery && discover(config, config.discovery, room, peerNode, mesh);
   let closing: Promise<void> | undefined;
   const stopBackground = () => {
+    lan?.close();
     listener.close();
     pinned.close();
     mesh.stop();
@@ -210,6 +221,38 @@ export function startPeer(config: PeerConfig): RunningPeer {
       history.close();
     },
   };
+}
+
+/**
+ * Starts LAN discovery: a same-room peer heard on the LAN is learned by the mesh and
+ * dialled at once (the mesh keeps the link, and redials it, from then on).
+ */
+function discover(
+  config: PeerConfig,
+  discovery: DiscoveryConfig,
+  room: string,
+  node: PeerNode,
+  mesh: Mesh,
+): LanDiscovery {
+  return startLanDiscovery({
+    room,
+    nodeIdHex: node.nodeIdHex,
+    port: node.listenPort,
+    listenHost: config.host,
+    isNeighbour: (nodeIdHex) => node.isNeighbour(nodeIdHex),
+    wantsMore: () => node.neighbourCount < Math.max(1, mesh.degree),
+    dial(endpoint, nodeIdHex) {
+      const entry = mesh.book.learn(endpoint, nodeIdHex, true);
+      void node.connect(endpoint).then((outcome) => {
+        if (outcome.status === "connected" || outcome.status === "already-connected")
+          mesh.book.succeeded(entry, outcome.peer.nodeId);
+        else if (outcome.status === "self") mesh.book.markSelf(entry);
+        else config.logger.debug(`LAN peer at ${formatEndpoint(endpoint)}: ${outcome.reason}`);
+      });
+    },
+    logger: config.logger,
+    ...(discovery.port === undefined ? {} : { discoveryPort: discovery.port }),
+  });
 }
 
 /** {@link RunningPeer.disconnect}: unpins, tells the mesh, then says BYE. */

@@ -41,6 +41,8 @@ export interface ChatOptions {
   readonly keepDays: number;
   /** Stored messages shown at start; undefined = the default for the mode. */
   readonly backlog: number | undefined;
+  /** Find and be found by peers of the room on the LAN (`--no-discover` turns it off). */
+  readonly discover: boolean;
 }
 
 /** Largest `--keep`, in days: ten years. */
@@ -111,6 +113,11 @@ const chatFlags = {
     valueHint: "DAYS",
   },
   ephemeral: { type: "boolean", description: "Keep the history in memory only" },
+  "no-discover": {
+    type: "boolean",
+    description:
+      "Do not find, nor announce to, the room's peers on the LAN (also: PEERCHAT_NO_DISCOVER=1)",
+  },
   backlog: {
     type: "string",
     description:
@@ -244,6 +251,7 @@ const CHAT_OPTIONS = {
   "data-dir": { type: "string" },
   keep: { type: "string" },
   ephemeral: { type: "boolean" },
+  "no-discover": { type: "boolean" },
   backlog: { type: "string" },
 } as const satisfies ParseArgsConfig["options"];
 
@@ -366,6 +374,7 @@ function chatOptions(
     room: where.room,
     identityPath: checkIdentityPath(values.identity),
     ...historyOptions(values),
+    discover: !(values["no-discover"] ?? false),
   };
 }
 

@@ -126,6 +126,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
       logger,
       identity: opened.identity,
       room: options.room,
+      ...(discoveryWanted(options) ? { discovery: {} } : {}),
       // A --nick given now wins over the one remembered.
       ...((options.nick ?? settings.nick) ? { nick: options.nick ?? settings.nick } : {}),
       history: {
@@ -287,6 +288,11 @@ const INPUT_HISTORY_SAVE_DELAY_MS = 1000;
 
 /** How often the prompt's head count is brought up to date (people time out silently). */
 const PROMPT_REFRESH_MS = 5_000;
+
+/** LAN discovery, unless `--no-discover` or `PEERCHAT_NO_DISCOVER` (set, not empty) says no. */
+export function discoveryWanted(options: ChatOptions, env = process.env): boolean {
+  return options.discover && !env.PEERCHAT_NO_DISCOVER;
+}
 
 /**
  * `[lobby · 5 here] > `: the room and how many are in it. Any room but the default is

@@ -14,6 +14,11 @@ const configError = (fn: () => unknown) => {
 };
 
 describe("chat arguments", () => {
+  test("--no-discover turns LAN discovery off", () => {
+    expect(parseChatArgs(["--no-discover"]).discover).toBe(false);
+    expect(parseChatArgs(["0.0.0.0", "9000"]).discover).toBe(true);
+  });
+
   test("the original program's positional form", () => {
     expect(parseChatArgs(["localhost", "9001", "localhost", "9000"])).toMatchObject({
       host: "localhost",
@@ -22,7 +27,7 @@ describe("chat arguments", () => {
     });
   });
 
-  test("defaults: 127.0.0.1:9000, no peers, normal verbosity, the lobby, a week of history on disk", () => {
+  test("defaults: 127.0.0.1:9000, no peers, normal verbosity, the lobby, a week of history on disk, LAN discovery on", () => {
     expect(parseChatArgs([])).toEqual({
       host: "127.0.0.1",
       port: 9000,
@@ -38,6 +43,7 @@ describe("chat arguments", () => {
       ephemeral: false,
       keepDays: 7,
       backlog: undefined,
+      discover: true,
     });
   });
 

@@ -46,10 +46,16 @@ export function removeHermeticDirs(): void {
   if (dirs) rmSync(dirs.root, { recursive: true, force: true });
 }
 
-/** The variables that point a peerchat, and anything else, at {@link hermeticDirs}. */
+/**
+ * The variables that point a peerchat, and anything else, at {@link hermeticDirs}; and
+ * that keep its peers off the LAN: a test's peer must neither find a user's own peers
+ * of the same room by multicast nor be found by them (tests of discovery turn it back on,
+ * inside network namespaces of their own).
+ */
 export function hermeticEnv(): Record<string, string> {
   const d = hermeticDirs();
   return {
+    PEERCHAT_NO_DISCOVER: "1",
     HOME: d.home,
     XDG_CONFIG_HOME: d.configHome,
     XDG_DATA_HOME: d.dataHome,
