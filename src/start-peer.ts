@@ -18,6 +18,8 @@ import { MAX_NICK_BYTES } from "./protocol/constants.ts";
 import { truncateUtf8 } from "./protocol/control.ts";
 import type { Endpoint } from "./protocol/endpoint.ts";
 import { formatEndpoint } from "./protocol/endpoint.ts";
+import { type ReachLinks, startReach } from "./reach/reach-links.ts";
+import type { CircuitsLimits } from "./relay/circuits.ts";
 import { generateIdentity, type Identity } from "./secure/identity.ts";
 import { DEFAULT_ROOM } from "./secure/room.ts";
 import type { StreamDial } from "./transport/byte-stream.ts";
@@ -54,8 +56,19 @@ export interface PeerConfig {
    * how long; without it, or with `dataDir` unset, the history lives in memory only.
    */
   readonly history?: HistoryConfig;
+  /**
+   * Learn which address others see, relay for neighbours behind NATs, reach peers behind
+   * NATs through a relay and punch direct links to them; off when unset.
+   */
+  readonly reach?: ReachConfig;
   /** Find and be found by the room's peers on the LAN (UDP multicast); off when unset. */
   readonly discovery?: DiscoveryConfig;
+}
+
+/** Reach across NATs: relay circuits and hole punching (docs/PROTOCOL.md §5d). */
+export interface ReachConfig {
+  /** The limits on circuits this peer relays; the defaults otherwise. */
+  readonly circuitLimits?: Partial<CircuitsLimits>;
 }
 
 /** LAN discovery's settings (docs/PROTOCOL.md §5d). */
@@ -99,6 +112,8 @@ export interface RunningPeer {
   readonly history: History;
   /** Direct messages: sealed to one recipient, carried and kept like any message. */
   readonly direct: DirectMessages;
+  /** Reach across NATs, when configured: reachability, relay circuits, hole punches. */
+  readonly reach: ReachLinks | undefined;
   readonly store: HistoryStore;
   /** Where it listens; the port is the real one when 0 was asked for. */
   readonly listen: Endpoint;
@@ -181,9 +196,21 @@ export function startPeer(config: PeerConfig): RunningPeer {
   const direct = new DirectMessages(peerNode, identity, history, store, clock, config.logger);
   for (const endpoint of config.peers ?? []) void pinned.add(endpoint);
   const lan = config.discovery && discover(config, config.discovery, room, peerNode, mesh);
+  const reach: ReachLinks | undefined =
+    config.reach &&
+    startReach({
+      node: peerNode,
+      links,
+      degree: mesh.degree,
+      listenHost: config.host,
+      clock,
+      logger: config.logger,
+      ...(config.reach.circuitLimits ? { circuitLimits: config.reach.circuitLimits } : {}),
+    });
   let closing: Promise<void> | undefined;
   const stopBackground = () => {
     lan?.close();
+    reach?.close();
     listener.close();
     pinned.close();
     mesh.stop();
@@ -194,6 +221,7 @@ export function startPeer(config: PeerConfig): RunningPeer {
     presence,
     history,
     direct,
+    reach,
     store,
     listen,
     invitationAddresses: () => invitationAddresses(listen),

@@ -140,7 +140,9 @@ export class ChatSession {
         this.output.info(helpText());
         return;
       case "peers":
-        this.output.peers(node.neighbours(), Date.now());
+        this.output.peers(node.neighbours(), Date.now(), (nodeId) =>
+          this.peer.reach?.reach.punchState(nodeId),
+        );
         return;
       case "who":
         this.output.who(this.peer.presence.who(), Date.now());

@@ -81,7 +81,12 @@ export interface Output {
     message: string,
     extra?: { address?: Endpoint; show?: boolean },
   ): void;
-  peers(peers: readonly NeighbourInfo[], now: number): void;
+  /** `/peers`; `punch` says how hole punching went for a relayed neighbour, if it was tried. */
+  peers(
+    peers: readonly NeighbourInfo[],
+    now: number,
+    punch?: (nodeId: string) => string | undefined,
+  ): void;
   who(entries: readonly PresenceEntry[], now: number): void;
   nick(nick: string): void;
   /** A free-form informational line (help text, command results). */
@@ -233,7 +238,7 @@ export function humanOutput(
     error(_code, message, extra) {
       if (extra?.show) info(sanitize(message));
     },
-    peers(peers, now) {
+    peers(peers, now, punch) {
       if (peers.length === 0) {
         info("no neighbours");
         return;
@@ -242,7 +247,10 @@ export function humanOutput(
       const linkOf = (p: NeighbourInfo) => {
         if (!p.via) return "direct";
         const relay = peers.find((r) => r.nodeId === p.via?.relayNodeId);
-        return `via ${relay ? label(relay) : formatEndpoint(p.via.relayAddress)}`;
+        const via = `via ${relay ? label(relay) : formatEndpoint(p.via.relayAddress)}`;
+        // "relayed: punch failed after 3 attempts" → "via p (punch failed after 3 attempts)"
+        const how = punch?.(p.nodeId)?.replace(/^relayed(: )?/, "");
+        return how ? `${via} (${how})` : via;
       };
       const rows = peers.map((p) => [
         label(p),
@@ -382,10 +390,18 @@ export function jsonOutput(write: (line: string) => void): Output {
         message,
         ...(extra?.address ? { address: formatEndpoint(extra.address) } : {}),
       }),
-    peers: (peers) =>
+    peers: (peers, _now, punch) =>
       emit({
         type: "peers",
-        peers: peers.map((p) => ({ ...peer(p), since: p.since, rttMs: p.rttMs ?? null })),
+        peers: peers.map((p) => {
+          const how = p.via ? punch?.(p.nodeId) : undefined;
+          return {
+            ...peer(p),
+            since: p.since,
+            rttMs: p.rttMs ?? null,
+            ...(how ? { punch: how } : {}),
+          };
+        }),
       }),
     who: (entries) => emit({ type: "who", peers: entries }),
     nick: (nick) => emit({ type: "nick", nick }),

@@ -127,6 +127,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
       identity: opened.identity,
       room: options.room,
       ...(discoveryWanted(options) ? { discovery: {} } : {}),
+      reach: {},
       // A --nick given now wins over the one remembered.
       ...((options.nick ?? settings.nick) ? { nick: options.nick ?? settings.nick } : {}),
       history: {

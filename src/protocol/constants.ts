@@ -51,6 +51,12 @@ export const FrameType = {
   Sync: 0x08,
   /** A stored message delivered by sync: a FLOOD payload, never relayed as a FLOOD. */
   History: 0x09,
+  /** Reachability: the address a neighbour sees us at, and dial-backs. */
+  Reach: 0x0a,
+  /** Relay circuits: a byte stream between two neighbours of a relay, which reads none of it. */
+  Circuit: 0x0b,
+  /** Hole punching: coordination of a TCP simultaneous open over a relayed link. */
+  Punch: 0x0c,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -65,6 +71,9 @@ export const FRAME_TYPE_NAMES: Readonly<Record<number, string>> = {
   [FrameType.Error]: "ERROR",
   [FrameType.Sync]: "SYNC",
   [FrameType.History]: "HISTORY",
+  [FrameType.Reach]: "REACH",
+  [FrameType.Circuit]: "CIRCUIT",
+  [FrameType.Punch]: "PUNCH",
 };
 
 /** FLOOD `kind` byte. Relays forward every kind, known or not. */
