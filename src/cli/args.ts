@@ -6,7 +6,7 @@ import { decodeTicket } from "../invite/ticket.ts";
 import { DEFAULT_DEGREE } from "../mesh/mesh.ts";
 import { DEFAULT_MAX_PEERS } from "../node/handshake.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
-import { fromHex } from "../protocol/hex.ts";
+import { fromHex, hex } from "../protocol/hex.ts";
 import { nickProblem } from "../protocol/text.ts";
 import { DEFAULT_ROOM, roomNameProblem } from "../secure/room.ts";
 import { VERSION } from "../version.ts";
@@ -41,6 +41,11 @@ export interface ChatOptions {
   readonly keepDays: number;
   /** Stored messages shown at start; undefined = the default for the mode. */
   readonly backlog: number | undefined;
+  /**
+   * `join`: the node id of the peer whose ticket this is. Its addresses (the `peers`) are
+   * alternatives: once one of them links to it, the others are let go.
+   */
+  readonly inviter?: string;
   /** Find and be found by peers of the room on the LAN (`--no-discover` turns it off). */
   readonly discover: boolean;
 }
@@ -302,11 +307,12 @@ export function parseJoinArgs(rawArgs: string[]): ChatOptions {
   const decoded = decodeTicket(ticketArg as string);
   // The reason never quotes the ticket: it holds the room's name.
   if (!decoded.ok) throw new ConfigError("BAD_TICKET", decoded.reason);
-  return chatOptions(values, {
+  const options = chatOptions(values, {
     ...listenAddress(hostArg, portArg, 0, "peerchat join TICKET"),
     peers: decoded.ticket.addresses,
     room: decoded.ticket.room,
   });
+  return { ...options, inviter: hex(decoded.ticket.nodeId) };
 }
 
 /**

@@ -5,6 +5,7 @@ import { ConnectionError } from "../errors.ts";
 import { DAY_MS } from "../history/store.ts";
 import { Delivery } from "../node/delivery.ts";
 import { FloodKind } from "../protocol/constants.ts";
+import type { Endpoint } from "../protocol/endpoint.ts";
 import { isIP } from "../protocol/ip.ts";
 import { DEFAULT_ROOM } from "../secure/room.ts";
 import { type RunningPeer, startPeer } from "../start-peer.ts";
@@ -233,7 +234,7 @@ export async function runChat(options: ChatOptions): Promise<number> {
     requestQuit("stopped: could not write its output");
   });
 
-  const joins = options.peers.map((endpoint) =>
+  const join = (endpoint: Endpoint) =>
     peer
       .connect(endpoint)
       .then((outcome) => {
@@ -241,8 +242,11 @@ export async function runChat(options: ChatOptions): Promise<number> {
         // one saying "already connected to" it would read as a duplicate link.
         if (outcome.status !== "already-connected") reportConnect(output, endpoint, outcome);
       })
-      .catch((error) => logger.error(`joining ${endpoint.host}:${endpoint.port} failed:`, error)),
-  );
+      .catch((error) => logger.error(`joining ${endpoint.host}:${endpoint.port} failed:`, error));
+  const joins =
+    options.inviter !== undefined && options.peers.length > 1
+      ? [joinTicket(peer, options.peers, options.inviter, join)]
+      : options.peers.map(join);
 
   if (!terminal) {
     // Piped: every line is a message or a command; the end of input is not the end.
@@ -289,6 +293,31 @@ const INPUT_HISTORY_SAVE_DELAY_MS = 1000;
 
 /** How often the prompt's head count is brought up to date (people time out silently). */
 const PROMPT_REFRESH_MS = 5_000;
+
+/**
+ * A ticket's addresses are one peer's (its LAN address, its public one, …): each is tried
+ * once, and the first that reaches the inviter is kept linked (pinned) and reported; the
+ * others are let go unremarked. Only if none answers are they all kept, and retried.
+ */
+async function joinTicket(
+  peer: RunningPeer,
+  addresses: readonly Endpoint[],
+  inviter: string,
+  join: (endpoint: Endpoint) => Promise<void>,
+): Promise<void> {
+  const reached = await new Promise<Endpoint | undefined>((resolve) => {
+    let left = addresses.length;
+    for (const endpoint of addresses) {
+      void peer.node.connect(endpoint).then((outcome) => {
+        const linked = outcome.status === "connected" || outcome.status === "already-connected";
+        if (linked && outcome.peer.nodeId === inviter) resolve(endpoint);
+        else if (--left === 0) resolve(undefined);
+      });
+    }
+  });
+  if (reached) await join(reached);
+  else await Promise.all(addresses.map(join));
+}
 
 /** LAN discovery, unless `--no-discover` or `PEERCHAT_NO_DISCOVER` (set, not empty) says no. */
 export function discoveryWanted(options: ChatOptions, env = process.env): boolean {

@@ -2,7 +2,7 @@ import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { decodeTicket } from "../../src/invite/ticket.ts";
+import { decodeTicket, encodeTicket } from "../../src/invite/ticket.ts";
 import { CliProcess, fromSource, listenPortOf } from "../helpers/cli.ts";
 
 /** Time limit for one test: it starts up to three processes. */
@@ -41,6 +41,32 @@ async function invitingPeer(): Promise<{ alice: CliProcess; port: number; ticket
 }
 
 describe("invitations from the CLI (bun src/bin.ts)", () => {
+  test(
+    "invite - a ticket's addresses are alternatives: the one that answers is joined, the dead one is neither redialled nor complained of",
+    async () => {
+      const { alice, port, ticket } = await invitingPeer();
+      const decoded = decodeTicket(ticket);
+      if (!decoded.ok) throw new Error(decoded.reason);
+      // Nothing listens on port 1: refused at once, and then redialled if it stayed pinned.
+      const dead = { host: "127.0.0.1", port: 1 };
+      const twoAddresses = encodeTicket({
+        ...decoded.ticket,
+        addresses: [dead, { host: "127.0.0.1", port }],
+      });
+      const bob = start(["join", twoAddresses, "--nick", "bob"]);
+      await bob.waitForLine(`connected to alice (127.0.0.1:${port})`);
+      bob.send("here");
+      await alice.waitForLine(chatLine("bob", "here"));
+      // Past the first redial's back-off (1 s): still not a word of the dead address.
+      await Bun.sleep(2_500);
+      const said = [...bob.stdout, ...bob.stderr].join("\n");
+      expect(said).not.toContain("127.0.0.1:1 ");
+      expect(said).not.toContain("127.0.0.1:1:");
+      expect(said).not.toContain("could not reach");
+    },
+    TIMEOUT_MS,
+  );
+
   test(
     "invite - /invite prints the ticket alone on its line, then the warning",
     async () => {
