@@ -120,6 +120,14 @@ export type CircuitRelayAction =
       readonly why: string;
       readonly report: boolean;
       readonly more: number;
+    }
+  /** A circuit between `initiator` and `target` was cut for a limit (also counted in `limited`). */
+  | {
+      readonly type: "limited";
+      readonly initiator: string;
+      readonly target: string;
+      readonly code: CircuitCloseCode;
+      readonly why: string;
     };
 
 /** Relay counters. */
@@ -332,8 +340,7 @@ export class CircuitRelay {
     }
     const { maxBytes } = this.limits;
     if (circuit.bytes + data.length > maxBytes) {
-      this.stats.limited++;
-      this.end(circuit, out, CircuitCloseCode.ByteLimit, `${maxBytes} bytes relayed`);
+      this.limit(circuit, out, CircuitCloseCode.ByteLimit, `${maxBytes} bytes relayed`);
       return;
     }
     circuit.bytes += data.length;
@@ -350,13 +357,11 @@ export class CircuitRelay {
     for (const circuit of [...this.circuits]) {
       const age = now - circuit.openedAt;
       if (!circuit.accepted && age >= openTimeoutMs) {
-        this.stats.limited++;
         const why = `no answer from the target within ${openTimeoutMs / 1000} s`;
-        this.end(circuit, out, CircuitCloseCode.TargetRefused, why);
+        this.limit(circuit, out, CircuitCloseCode.TargetRefused, why);
       } else if (age >= maxDurationMs) {
-        this.stats.limited++;
         const why = `open for ${Math.round(maxDurationMs / 1000)} s`;
-        this.end(circuit, out, CircuitCloseCode.DurationLimit, why);
+        this.limit(circuit, out, CircuitCloseCode.DurationLimit, why);
       }
     }
     for (const [peer, entry] of this.refusals) {
@@ -366,6 +371,19 @@ export class CircuitRelay {
   }
 
   /** Removes a circuit and sends CLOSE to its legs (not to `except`, whose link is gone or which closed it). */
+  /** Cuts a circuit for a limit: CLOSE to both legs, counted and reported. */
+  private limit(
+    circuit: RelayedCircuit,
+    out: CircuitRelayAction[],
+    code: CircuitCloseCode,
+    why: string,
+  ): void {
+    this.stats.limited++;
+    const { initiator, target } = circuit;
+    out.push({ type: "limited", initiator: initiator.peer, target: target.peer, code, why });
+    this.end(circuit, out, code, why);
+  }
+
   private end(
     circuit: RelayedCircuit,
     out: CircuitRelayAction[],

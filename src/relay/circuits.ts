@@ -2,6 +2,7 @@ import type { ConsolaInstance } from "consola";
 import type { Clock, TimerHandle } from "../node/clock.ts";
 import type { PeerNode } from "../node/peer-node.ts";
 import {
+  CIRCUIT_CLOSE_NAMES,
   CircuitCloseCode,
   type CircuitMessage,
   CircuitOp,
@@ -261,6 +262,13 @@ export class Circuits {
     for (const action of actions) {
       if (action.type === "send") {
         this.node.sendTo(action.to, action.frame);
+      } else if (action.type === "limited") {
+        // A byte or time limit is news to whoever runs the relay; an unanswered OPEN is not.
+        const level = action.code === CircuitCloseCode.TargetRefused ? "debug" : "info";
+        const name = CIRCUIT_CLOSE_NAMES[action.code];
+        this.log[level](
+          `cut the circuit from ${short(action.initiator)} to ${short(action.target)}: ${name} (${action.why})`,
+        );
       } else if (action.report) {
         const more = action.more > 0 ? ` (and ${action.more} more in the last minute)` : "";
         const level = action.code === CircuitCloseCode.Refused ? "info" : "debug";

@@ -386,8 +386,10 @@ class SecureStream implements ByteStream {
     this.turnedAway?.release();
     const hungUp = this.phase === "handshake" && info.by === "remote";
     this.phase = "closed";
+    // A reason from below (a relay's circuit cut for a limit) says more than "closed".
     const reason =
       this.closeReason ??
+      info.reason ??
       (hungUp
         ? hangUpReason(this.direction === "outbound", this.answered, !!info.error)
         : undefined);
