@@ -2,6 +2,7 @@ import { ProtocolError } from "../errors.ts";
 import type { ConnectionClosed } from "../link/connection.ts";
 import { WIRE_ERROR_NAMES, WireErrorCode } from "../protocol/constants.ts";
 import { formatEndpoint } from "../protocol/endpoint.ts";
+import { SILENT_HANG_UP_REASON } from "../secure/handshake-refusal.ts";
 import { type Link, neighbourInfo } from "./link.ts";
 import type { LinkProblem, NeighbourInfo, PeerDown } from "./node-events.ts";
 
@@ -65,8 +66,10 @@ export function reportClose(link: ClosedLink, info: ConnectionClosed): CloseRepo
     return { reason, log, problem, ...down };
   }
   if (link.established || link.superseded || info.code !== undefined) return { reason, ...down };
-  // Someone knocked and did not get in (another room, a port scanner, a v1 peer).
-  const level = neighbour.direction === "inbound" ? "info" : "debug";
+  // Someone knocked and did not get in (another room, a v1 peer); one that closed without
+  // a word only checked the port is open (a neighbour's dial-back, a scanner).
+  const knocked = neighbour.direction === "inbound" && reason !== SILENT_HANG_UP_REASON;
+  const level = knocked ? "info" : "debug";
   const text = `connection ${where} closed before the handshake: ${reason}`;
   return { reason, log: { level, text } };
 }

@@ -213,8 +213,14 @@ export class PunchCoordinator {
 
   private frame(message: PunchMessage, now: number): PunchAction[] {
     if (message.op === PunchOp.GiveUp) {
-      if (message.attempt < this.attempt) return []; // about an attempt already over
-      return this.fail("the peer gave up", []);
+      // About an attempt already over; the responder may be one ahead, waiting for the next.
+      if (message.attempt < this.attempt - 1) return [];
+      // After the last attempt both ends tell it alike, whichever saw the end first.
+      const last = message.attempt >= MAX_PUNCH_ATTEMPTS;
+      return this.fail(
+        last ? `punch failed after ${message.attempt} attempts` : "the peer gave up",
+        [],
+      );
     }
     if (this.role === "initiator") {
       if (message.op !== PunchOp.Connect) return []; // SYNC is ours to send
@@ -276,7 +282,10 @@ export class PunchCoordinator {
   }
 
   private wake(now: number): PunchAction[] {
-    if (now < this.deadline) return []; // an earlier wake-up, since replaced
+    // Early: a wake-up since replaced, or a timer that fired a millisecond before the
+    // clock reached the deadline. Sleep again until then, or the punch would hang.
+    if (now < this.deadline)
+      return Number.isFinite(this.deadline) ? [this.wakeAt(this.deadline)] : [];
     this.deadline = Number.POSITIVE_INFINITY;
     switch (this.phase) {
       case "syncing":

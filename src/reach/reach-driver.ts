@@ -240,8 +240,16 @@ export class Reach {
     const actions = this.reach.handle(event, this.clock.now());
     for (const action of actions) this.performReach(action);
     const after = this.reach.summary();
-    if (after.reachability !== before.reachability)
-      this.log.info(`reachability: ${after.reachability}`);
+    if (after.reachability !== before.reachability) {
+      const seen = after.observed[0]?.host;
+      if (after.reachability === "public")
+        this.log.info(`others can dial this peer${seen ? ` (seen at ${seen})` : ""}`);
+      else if (after.reachability === "private")
+        this.log.info(
+          "others cannot dial this peer (a NAT or firewall is in the way): it is reached through relays",
+        );
+      else this.log.debug(`reachability: ${after.reachability}`);
+    }
     if (after.natKind !== before.natKind) this.log.debug(`NAT: ${after.natKind}`);
   }
 

@@ -126,11 +126,20 @@ export function sayingNo(s: {
 }
 
 /**
+ * A listener's reason for a connection closed before it sent a byte: a port check (a
+ * neighbour's dial-back, docs/PROTOCOL.md §5d, or a scanner), not a peer that failed to
+ * get in. Logged quietly.
+ */
+export const SILENT_HANG_UP_REASON = "closed before sending a byte";
+
+/**
  * Why the connection ended, as this side tells it, when the remote closed it during the
- * handshake: the dialler tells a turn-away from another room ({@link unansweredReason}).
+ * handshake: the dialler tells a turn-away from another room ({@link unansweredReason});
+ * the listener, a connection that never said a word from one that stopped short.
  */
 export function hangUpReason(outbound: boolean, answered: boolean, reset: boolean): string {
-  return outbound ? unansweredReason(answered, reset) : "closed during the handshake";
+  if (outbound) return unansweredReason(answered, reset);
+  return answered ? "closed during the handshake" : SILENT_HANG_UP_REASON;
 }
 
 /** A bounded number of places for each peer (keyed by its channel options). */

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { CliProcess } from "../helpers/cli.ts";
 import { NetLab } from "../helpers/net-lab.ts";
+import { arrived } from "../helpers/presence-lines.ts";
 
 // Issue #13, acceptance 1: LAN discovery, in namespaces on one bridge that the test
 // builds and removes. Never skipped: without root, `ip` and `iptables`, NetLab.create()
@@ -51,7 +52,7 @@ test("three hosts on a LAN, given no address, find each other and chat within 5 
   const started = Date.now();
   for (const [i, p] of peers.entries()) {
     for (const [j, nick] of nicks.entries()) {
-      if (i !== j) await p.waitForLine(new RegExp(`\\b${nick} (joined|is here)`), 5_000);
+      if (i !== j) await p.waitForLine(arrived(nick), 5_000);
     }
   }
   for (const [i, p] of peers.entries()) p.send(`hello from ${nicks[i]}`);

@@ -123,7 +123,7 @@ test("interactive: a half-typed line survives incoming messages; own lines show 
   await t.waitForScreen(
     (rows) =>
       rows.some((r) =>
-        /bob\s+127\.0\.0\.1:\d+\s+inbound\s+\d\d:\d\d:\d\d \(\d+s\)\s+(-|\d+ ms)$/.test(r),
+        /bob\s+127\.0\.0\.1:\d+\s+inbound\s+direct\s+\d\d:\d\d:\d\d \(\d+s\)\s+(-|\d+ ms)$/.test(r),
       ),
     "/peers table",
   );

@@ -13,7 +13,12 @@ import {
   NOISE_PROLOGUE,
   NOISE_PROTOCOL_NAME,
 } from "../../src/secure/constants.ts";
-import { hangUpReason, sayingNo, unansweredReason } from "../../src/secure/handshake-refusal.ts";
+import {
+  hangUpReason,
+  SILENT_HANG_UP_REASON,
+  sayingNo,
+  unansweredReason,
+} from "../../src/secure/handshake-refusal.ts";
 import { generateIdentity, type Identity } from "../../src/secure/identity.ts";
 import { roomKey } from "../../src/secure/room.ts";
 import { channelOptions, secureStream } from "../../src/secure/secure-stream.ts";
@@ -552,6 +557,8 @@ describe("sayingNo: how a responder whose node ends the stream during the handsh
     expect(hangUpReason(true, false, true)).toBe(HANDSHAKE_REFUSED_REASON);
     expect(hangUpReason(true, false, false)).toBe(HANDSHAKE_TURNED_AWAY_REASON);
     expect(hangUpReason(true, true, true)).toBe("closed during the handshake");
-    expect(hangUpReason(false, false, true)).toBe("closed during the handshake");
+    expect(hangUpReason(false, true, true)).toBe("closed during the handshake");
+    // Not a byte from the dialler: a port check (a dial-back), not a failed join.
+    expect(hangUpReason(false, false, true)).toBe(SILENT_HANG_UP_REASON);
   });
 });
