@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { CliProcess } from "../helpers/cli.ts";
 import { NetLab } from "../helpers/net-lab.ts";
 import { arrived } from "../helpers/presence-lines.ts";
+import { waitFor } from "../helpers/wait-for.ts";
 
 // Issue #13, acceptance 1: LAN discovery, in namespaces on one bridge that the test
 // builds and removes. Never skipped: without root, `ip` and `iptables`, NetLab.create()
@@ -50,15 +51,25 @@ test("three hosts on a LAN, given no address, find each other and chat within 5 
   const nicks = ["alice", "dave", "bob", "carol"];
   for (const p of [...peers, eve]) await p.waitForLine("listening on", 10_000);
   const started = Date.now();
-  for (const [i, p] of peers.entries()) {
-    for (const [j, nick] of nicks.entries()) {
-      if (i !== j) await p.waitForLine(arrived(nick), 5_000);
-    }
-  }
-  for (const [i, p] of peers.entries()) p.send(`hello from ${nicks[i]}`);
-  for (const p of peers)
-    for (const nick of nicks) await p.waitForLine(`<${nick}> hello from ${nick}`, 5_000);
+  // Each says a line every 200 ms until every other peer shows one of its lines: when
+  // chatting first works, not when presence gets round to saying who is here.
+  await Promise.all(
+    peers.map(async (p, i) => {
+      let n = 0;
+      await waitFor(
+        async () => {
+          p.send(`hello from ${nicks[i]} ${++n}`);
+          await Bun.sleep(200);
+          return peers.every((q) => q.stdout.some((l) => l.includes(`<${nicks[i]}> hello from`)));
+        },
+        10_000,
+        `${nicks[i]}'s line at every peer`,
+      );
+    }),
+  );
   const seconds = (Date.now() - started) / 1000;
+  for (const [i, p] of peers.entries())
+    for (const [j, nick] of nicks.entries()) if (i !== j) await p.waitForLine(arrived(nick), 5_000);
   console.log(
     `4 LAN peers (2 on one host) found each other and chatted ${seconds.toFixed(1)} s after start`,
   );
