@@ -1,7 +1,7 @@
 import type { Connection } from "../link/connection.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
 import type { Hello } from "../protocol/hello.ts";
-import { sourceGroup } from "../protocol/ip.ts";
+import { sourceGroup, unmapIPv4 } from "../protocol/ip.ts";
 import type { GuardState } from "./abuse-guard.ts";
 import type { TimerHandle } from "./clock.ts";
 import { type FlowState, newFlow } from "./flow-control.ts";
@@ -97,11 +97,6 @@ export function neighbourInfo(link: Link): NeighbourInfo {
     rttMs: link.liveness.rttMs,
     ...(link.conn.via ? { via: link.conn.via } : {}),
   };
-}
-
-/** `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) → `10.0.0.1`. */
-export function unmapIPv4(host: string): string {
-  return host.startsWith("::ffff:") && host.includes(".") ? host.slice(7) : host;
 }
 
 /** Tells whoever dialled `link` how the dial ended (once; later outcomes are dropped). */

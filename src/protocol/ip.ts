@@ -67,3 +67,8 @@ function ipv6Groups(text: string): string[] {
   const groups = [...head, ...Array<string>(zeros).fill("0"), ...tail];
   return groups.map((g) => (g.includes(".") ? g : Number.parseInt(g, 16).toString(16)));
 }
+
+/** `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) → `10.0.0.1`. */
+export function unmapIPv4(host: string): string {
+  return host.startsWith("::ffff:") && host.includes(".") ? host.slice(7) : host;
+}

@@ -111,7 +111,7 @@ export function startReach(options: ReachLinksOptions): ReachLinks {
     const due = planner.due(
       {
         self: node.nodeIdHex,
-        isNeighbour: (id) => direct.has(id) || node.isNeighbour(id),
+        isNeighbour: (id) => node.isNeighbour(id),
         relayedNeighbours: neighbours.length - direct.size,
         wantsMore: neighbours.length < options.degree,
       },

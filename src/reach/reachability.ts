@@ -21,9 +21,8 @@
  *   never over a relayed link, whose remote IP is the relay's.
  */
 
-import { unmapIPv4 } from "../node/link.ts";
 import type { Direction, Endpoint } from "../protocol/endpoint.ts";
-import { isIP, isIPv4 } from "../protocol/ip.ts";
+import { isIP, isIPv4, unmapIPv4 } from "../protocol/ip.ts";
 import {
   encodeReachDialBack,
   encodeReachDialBackResult,

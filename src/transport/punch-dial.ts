@@ -14,7 +14,7 @@
 import type { Socket } from "node:net";
 import { ConnectionError, type ConnectionErrorCode } from "../errors.ts";
 import type { Endpoint } from "../protocol/endpoint.ts";
-import { isIP } from "../protocol/ip.ts";
+import { isIP, unmapIPv4 } from "../protocol/ip.ts";
 import type {
   ByteStream,
   ByteStreamHandler,
@@ -29,6 +29,7 @@ import {
   FINAL_FRAME_RESERVE_BYTES,
   MAX_PENDING_BYTES,
 } from "./limits.ts";
+import { type DialErrorTable, dialError, errorCode } from "./tcp.ts";
 import { WriteBuffer } from "./write-buffer.ts";
 
 /**
@@ -109,12 +110,12 @@ export async function punchDial(options: PunchOptions): Promise<PunchResult> {
         noDelay: true,
       });
     } catch (cause) {
-      settle({ ok: false, error: dialError(cause) });
+      settle({ ok: false, error: dialError(cause, PUNCH_ERRORS) });
       return;
     }
     const onError = (cause: Error) => {
       socket.destroy();
-      settle({ ok: false, error: dialError(cause) });
+      settle({ ok: false, error: dialError(cause, PUNCH_ERRORS) });
     };
     socket.once("error", onError);
     socket.once("connect", () => {
@@ -348,7 +349,7 @@ function validPort(port: number): boolean {
 
 /** node:net may report IPv4 peers as IPv4-mapped IPv6 addresses. */
 function unmapped(host: string | undefined): string | undefined {
-  return host?.startsWith("::ffff:") && host.includes(".") ? host.slice(7) : host;
+  return host === undefined ? undefined : unmapIPv4(host);
 }
 
 function failed(code: ConnectionErrorCode, message: string): PunchResult {
@@ -362,12 +363,7 @@ function timedOut(timeoutMs: number): PunchResult {
   );
 }
 
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === "string" ? code : undefined;
-}
-
-const PUNCH_ERRORS: Readonly<Record<string, [ConnectionErrorCode, string]>> = {
+const PUNCH_ERRORS: DialErrorTable = {
   ECONNREFUSED: ["REFUSED", "connection refused: the other side was not dialling yet"],
   ECONNRESET: ["REFUSED", "connection reset as it opened"],
   EADDRINUSE: ["ADDRESS_IN_USE", "the local port is in use"],
@@ -379,11 +375,3 @@ const PUNCH_ERRORS: Readonly<Record<string, [ConnectionErrorCode, string]>> = {
   EHOSTUNREACH: ["UNREACHABLE", "host unreachable"],
   ETIMEDOUT: ["TIMEOUT", "timed out"],
 };
-
-function dialError(cause: unknown): ConnectionError {
-  const code = errorCode(cause);
-  const known = code ? PUNCH_ERRORS[code] : undefined;
-  if (known) return new ConnectionError(known[0], known[1], { cause });
-  const message = cause instanceof Error ? cause.message : String(cause);
-  return new ConnectionError("UNREACHABLE", code ? `${message} (${code})` : message, { cause });
-}

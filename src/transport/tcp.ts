@@ -342,7 +342,8 @@ const socketHandlers = {
   },
 } satisfies SocketHandler<TcpStream>;
 
-function errorCode(error: unknown): string | undefined {
+/** The `code` of a socket error (`ECONNREFUSED`, …), if it has one. */
+export function errorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | undefined)?.code;
   return typeof code === "string" ? code : undefined;
 }
@@ -367,7 +368,10 @@ function listenError(host: string, port: number, cause: unknown): ConnectionErro
   }
 }
 
-const DIAL_ERRORS: Readonly<Record<string, [ConnectionErrorCode, string]>> = {
+/** How a dial's socket error codes read: each a {@link ConnectionError} code and a sentence. */
+export type DialErrorTable = Readonly<Record<string, [ConnectionErrorCode, string]>>;
+
+const DIAL_ERRORS: DialErrorTable = {
   ECONNREFUSED: ["REFUSED", "connection refused"],
   // Accepted and reset before it was up: a listener turning away a storm's extra connections.
   ECONNRESET: ["REFUSED", "connection reset as it opened: the peer may be busy"],
@@ -379,9 +383,10 @@ const DIAL_ERRORS: Readonly<Record<string, [ConnectionErrorCode, string]>> = {
   EADDRNOTAVAIL: ["UNREACHABLE", "address not available"],
 };
 
-function dialError(cause: unknown): ConnectionError {
+/** The {@link ConnectionError} a failed dial reports, its wording from `table`. */
+export function dialError(cause: unknown, table: DialErrorTable = DIAL_ERRORS): ConnectionError {
   const code = errorCode(cause);
-  const known = code ? DIAL_ERRORS[code] : undefined;
+  const known = code ? table[code] : undefined;
   if (known) return new ConnectionError(known[0], known[1], { cause });
   const message = cause instanceof Error ? cause.message : String(cause);
   return new ConnectionError("UNREACHABLE", code ? `${message} (${code})` : message, { cause });
