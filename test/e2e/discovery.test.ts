@@ -1,7 +1,4 @@
-import { afterAll, afterEach, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { afterEach, expect, test } from "bun:test";
 import type { CliProcess } from "../helpers/cli.ts";
 import { NetLab } from "../helpers/net-lab.ts";
 import { arrived } from "../helpers/presence-lines.ts";
@@ -10,9 +7,6 @@ import { waitFor } from "../helpers/wait-for.ts";
 // Issue #13, acceptance 1: LAN discovery, in namespaces on one bridge that the test
 // builds and removes. Never skipped: without root, `ip` and `iptables`, NetLab.create()
 // throws and these fail.
-
-const keys = mkdtempSync(join(tmpdir(), "peerchat-discovery-"));
-afterAll(() => rmSync(keys, { recursive: true, force: true }));
 
 let lab: NetLab | undefined;
 afterEach(async () => {
@@ -23,7 +17,6 @@ afterEach(async () => {
 /** Discovery on: the hermetic environment turns it off for every other test. */
 const DISCOVERING = { PEERCHAT_NO_DISCOVER: "" };
 
-let peers = 0;
 /** A peer in `host`'s namespace listening on every interface, given no peer address. */
 function lanPeer(
   net: NetLab,
@@ -32,9 +25,7 @@ function lanPeer(
   port: string,
   extra: string[] = [],
 ): CliProcess {
-  const identity = join(keys, `identity-${++peers}`);
-  const args = ["0.0.0.0", port, ...extra, "--nick", nick, "--ephemeral", "--identity", identity];
-  return net.peer(host, args, { env: DISCOVERING });
+  return net.chatPeer(host, ["0.0.0.0", port, ...extra, "--nick", nick], { env: DISCOVERING });
 }
 
 test("three hosts on a LAN, given no address, find each other and chat within 5 s; two peers on one host both find the others; another room links to nobody", async () => {

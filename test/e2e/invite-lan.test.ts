@@ -1,9 +1,5 @@
-import { afterAll, afterEach, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { afterEach, expect, test } from "bun:test";
 import { decodeTicket } from "../../src/invite/ticket.ts";
-import type { CliProcess } from "../helpers/cli.ts";
 import { NetLab } from "../helpers/net-lab.ts";
 
 // Issue #13, acceptance 2: joining by ticket across namespaces (two hosts on a LAN the
@@ -11,25 +7,16 @@ import { NetLab } from "../helpers/net-lab.ts";
 // ticket can bring the two together. Never skipped: without root, `ip` and `iptables`,
 // NetLab.create() throws and this fails.
 
-const keys = mkdtempSync(join(tmpdir(), "peerchat-invite-lan-"));
-afterAll(() => rmSync(keys, { recursive: true, force: true }));
-
 let lab: NetLab | undefined;
 afterEach(async () => {
   await lab?.destroy();
   lab = undefined;
 });
 
-let peers = 0;
-function peer(net: NetLab, host: string, args: string[]): CliProcess {
-  const identity = join(keys, `identity-${++peers}`);
-  return net.peer(host, [...args, "--ephemeral", "--identity", identity]);
-}
-
 test("a ticket from /invite on one host joins a peer on another to its private room; one corrupted character is refused", async () => {
   lab = await NetLab.create();
   await lab.lan("lan", ["H1", "H2"], "10.2.0.0/24");
-  const alice = peer(lab, "H1", ["0.0.0.0", "9000", "--room", "a secret", "--nick", "alice"]);
+  const alice = lab.chatPeer("H1", ["0.0.0.0", "9000", "--room", "a secret", "--nick", "alice"]);
   await alice.waitForLine("listening on", 10_000);
   alice.send("/invite");
   const ticket = await alice.waitForLine(/^pc1[a-z2-7]+$/, 5_000);
@@ -42,13 +29,13 @@ test("a ticket from /invite on one host joins a peer on another to its private r
   // One character changed: refused at once, with the reason, exit 2, no stack.
   const at = 20;
   const wrong = ticket.slice(0, at) + (ticket[at] === "a" ? "b" : "a") + ticket.slice(at + 1);
-  const bad = peer(lab, "H2", ["join", wrong, "--nick", "mallory"]);
+  const bad = lab.chatPeer("H2", ["join", wrong, "--nick", "mallory"]);
   expect(await bad.exited).toBe(2);
   const said = bad.stderr.join("\n");
   expect(said).toContain("this ticket is damaged");
   expect(said).not.toContain("    at ");
 
-  const bob = peer(lab, "H2", ["join", ticket, "0.0.0.0", "9000", "--nick", "bob"]);
+  const bob = lab.chatPeer("H2", ["join", ticket, "0.0.0.0", "9000", "--nick", "bob"]);
   await bob.waitForLine("connected to alice (10.2.0.1:9000)", 10_000);
   bob.send("hello from the other host");
   await alice.waitForLine("<bob> hello from the other host", 5_000);

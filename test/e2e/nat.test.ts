@@ -1,7 +1,4 @@
-import { afterAll, afterEach, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { afterEach, expect, test } from "bun:test";
 import type { CliProcess } from "../helpers/cli.ts";
 import { type NatKind, NetLab } from "../helpers/net-lab.ts";
 import { arrived } from "../helpers/presence-lines.ts";
@@ -12,20 +9,14 @@ import { waitFor } from "../helpers/wait-for.ts";
 // inbound connections dropped). Never skipped: without root, `ip` and `iptables`,
 // NetLab.create() throws and these fail.
 
-const keys = mkdtempSync(join(tmpdir(), "peerchat-nat-"));
-afterAll(() => rmSync(keys, { recursive: true, force: true }));
-
 let lab: NetLab | undefined;
 afterEach(async () => {
   await lab?.destroy();
   lab = undefined;
 });
 
-let peers = 0;
 function peer(net: NetLab, host: string, nick: string, extra: string[] = []): CliProcess {
-  const identity = join(keys, `identity-${++peers}`);
-  const args = ["0.0.0.0", "9000", ...extra, "--nick", nick, "--ephemeral", "--identity", identity];
-  return net.peer(host, args);
+  return net.chatPeer(host, ["0.0.0.0", "9000", ...extra, "--nick", nick]);
 }
 
 /** The row of `/peers` for `nick`, asked until `pattern` shows in it. */

@@ -1,6 +1,4 @@
-import { afterAll, afterEach, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { afterEach, expect, test } from "bun:test";
 import { join } from "node:path";
 import { CircuitCloseCode } from "../../src/protocol/circuit.ts";
 import { CIRCUIT_MAX_BYTES, MAX_CIRCUITS_PER_PEER } from "../../src/relay/circuit-relay.ts";
@@ -24,20 +22,14 @@ import { waitFor } from "../helpers/wait-for.ts";
 const ABUSER = join(import.meta.dir, "..", "helpers", "circuit-abuser.ts");
 const MIB = 1024 * 1024;
 
-const keys = mkdtempSync(join(tmpdir(), "peerchat-relay-limits-"));
-afterAll(() => rmSync(keys, { recursive: true, force: true }));
-
 let lab: NetLab | undefined;
 afterEach(async () => {
   await lab?.destroy();
   lab = undefined;
 });
 
-let peers = 0;
 function peer(net: NetLab, host: string, nick: string, extra: string[] = []): CliProcess {
-  const identity = join(keys, `identity-${++peers}`);
-  const args = ["0.0.0.0", "9000", ...extra, "--nick", nick, "--ephemeral", "--identity", identity];
-  return net.peer(host, args);
+  return net.chatPeer(host, ["0.0.0.0", "9000", ...extra, "--nick", nick]);
 }
 
 type Json = Record<string, unknown>;

@@ -13,6 +13,9 @@
  * missing: a test that needs the lab fails loudly rather than passing unchecked.
  */
 
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { CliProcess, fromSource } from "./cli.ts";
 
 /** How a router maps private source ports to its public address. */
@@ -110,6 +113,9 @@ export class NetLab implements AsyncDisposable {
   private readonly hostsByName = new Map<string, MutableHost>();
   private readonly processes: CliProcess[] = [];
   private destroyed = false;
+  /** Identity files of {@link chatPeer}'s peers. */
+  private keys: string | undefined;
+  private identities = 0;
 
   private constructor() {}
 
@@ -294,6 +300,17 @@ export class NetLab implements AsyncDisposable {
     return proc;
   }
 
+  /**
+   * A chat peer from source, in `host`'s namespace: {@link peer} with `--ephemeral` and an
+   * identity file of its own (two peers sharing one would make the second temporary),
+   * kept in a directory the lab removes.
+   */
+  chatPeer(host: string, args: readonly string[], options: { env?: Record<string, string> } = {}) {
+    this.keys ??= mkdtempSync(join(tmpdir(), "peerchat-lab-keys-"));
+    const identity = join(this.keys, `identity-${++this.identities}`);
+    return this.peer(host, [...args, "--ephemeral", "--identity", identity], options);
+  }
+
   /** A peerchat from source, in `host`'s namespace: {@link spawn} of `src/bin.ts args`. */
   peer(host: string, args: readonly string[], options: { env?: Record<string, string> } = {}) {
     return this.spawn(host, fromSource([...args]), options);
@@ -311,6 +328,7 @@ export class NetLab implements AsyncDisposable {
     for (const proc of this.processes) proc.signal("SIGKILL");
     await Promise.all(this.processes.map((p) => p.exited));
     await Promise.all(this.namespaces.map((ns) => removeNamespace(ns)));
+    if (this.keys) rmSync(this.keys, { recursive: true, force: true });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
